@@ -1,0 +1,57 @@
+"""The unit of data flowing from a source into the core: one chunk of a query result.
+
+A batch holds *runs*: consecutive rows that belong to one series (measurement + full tag set), in
+time order within the run. A series may continue in the next batch (InfluxDB splits long series
+across chunks), and the core carries its state across. Times are epoch nanoseconds.
+
+Field values arrive in the dtype that keeps them exact: ``uint64`` or ``int64`` for integer counters
+(up to 2^64 - 1), ``float64`` otherwise. ``valid`` marks rows whose value is a usable number (a
+point that lacks the field is simply not valid); ``invalid`` marks rows that carried something that
+is not a number (a string, a boolean), which the core skips and counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SeriesKey = tuple[tuple[str, str], ...]
+"""A series' tags as sorted ``(key, value)`` pairs, empty values left out."""
+
+
+def series_key(tags: dict[str, str]) -> SeriesKey:
+    return tuple(sorted((k, v) for k, v in tags.items() if v != ""))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldColumn:
+    values: np.ndarray
+    valid: np.ndarray | None = None
+    invalid: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.values.dtype.kind not in "fiu":
+            raise TypeError(f"field values must be numeric, got dtype {self.values.dtype}")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    keys: list[SeriesKey]
+    run_lengths: np.ndarray
+    time: np.ndarray
+    fields: dict[str, FieldColumn] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != len(self.run_lengths):
+            raise ValueError("a batch needs one run length per series key")
+        rows = int(self.run_lengths.sum()) if len(self.run_lengths) else 0
+        if rows != len(self.time):
+            raise ValueError(f"run lengths add up to {rows} rows but the batch has {len(self.time)} times")
+        for name, column in self.fields.items():
+            if len(column.values) != rows:
+                raise ValueError(f"field {name!r} has {len(column.values)} values for {rows} rows")
+
+    @property
+    def rows(self) -> int:
+        return len(self.time)

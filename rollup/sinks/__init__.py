@@ -1,0 +1,1 @@
+"""Writers of aggregates. Every sink is idempotent: writing the same rows twice stores them once."""

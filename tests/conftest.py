@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import RunningServer, start_influxd
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the long randomized variants")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="long randomized variant: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real influxd on 127.0.0.1, shared by the session; each test uses its own database."""
+    server = start_influxd(Path(tmp_path_factory.mktemp("influxd")))
+    yield server
+    server.stop()
+
+
+_database_counter = itertools.count()
+
+
+class InfluxHelper:
+    """Talks InfluxQL and line protocol to the test influxd."""
+
+    def __init__(self, server: RunningServer, database: str):
+        self.url = server.url
+        self.database = database
+        self.server = server
+
+    def query(self, q: str, database: str | None = None) -> list[dict[str, object]]:
+        response = httpx.post(
+            f"{self.url}/query",
+            params={"db": database or self.database, "epoch": "ns"},
+            data={"q": q},
+            timeout=60,
+        )
+        response.raise_for_status()
+        result = response.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return list(result.get("series", []))
+
+    def write(self, lines: str | list[str], database: str | None = None) -> None:
+        body = lines if isinstance(lines, str) else "\n".join(lines)
+        response = httpx.post(
+            f"{self.url}/write",
+            params={"db": database or self.database},
+            content=body.encode(),
+            timeout=60,
+        )
+        if response.status_code != 204:
+            raise RuntimeError(f"write failed: {response.status_code} {response.text}")
+
+    def create_database(self, name: str) -> None:
+        self.query(f'CREATE DATABASE "{name}"', database=name)
+
+    def points(self, measurement: str, database: str | None = None) -> list[dict[str, object]]:
+        """Every point of ``measurement`` as dicts with 'time', the tags and the fields."""
+        rows: list[dict[str, object]] = []
+        for series in self.query(f'SELECT * FROM "{measurement}" GROUP BY *', database=database):
+            tags = dict(series.get("tags") or {})  # type: ignore[call-overload]
+            columns = list(series["columns"])  # type: ignore[call-overload]
+            for values in series["values"]:  # type: ignore[attr-defined]
+                row = dict(zip(columns, values, strict=True))
+                row.update({k: v for k, v in tags.items() if v != ""})
+                rows.append({k: v for k, v in row.items() if v is not None})
+        return rows
+
+
+@pytest.fixture
+def influx(influxd: RunningServer) -> InfluxHelper:
+    """A fresh raw database (and a `<name>_out` one for rollups) on the shared influxd."""
+    name = f"t{next(_database_counter)}"
+    helper = InfluxHelper(influxd, name)
+    helper.create_database(name)
+    helper.create_database(f"{name}_out")
+    return helper
