@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from rollup.core.durations import NS_PER_SECOND, parse_fixed_duration
 from rollup.errors import ConfigError
+from rollup.redact import remember
 
 _LITERAL_SECRETS = ("password", "token", "api_key")
 
@@ -28,13 +29,15 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
         value = os.environ.get(env)
         if value is None:
             raise ConfigError(f"{what}: environment variable {env} is not set")
-        return SecretStr(value)
-    if file is not None:
+    elif file is not None:
         try:
-            return SecretStr(file.read_text(encoding="utf-8").strip())
+            value = file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from None
-    return None
+    else:
+        return None
+    remember(value)
+    return SecretStr(value)
 
 
 class Credentials(BaseModel):

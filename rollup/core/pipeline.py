@@ -113,6 +113,10 @@ class Rollup:
         self.lookback_points = 0
         self._held: _Rows | None = None
 
+    @property
+    def group_count(self) -> int:
+        return len(self._groups)
+
     # -- input --------------------------------------------------------------------------------
 
     def feed(self, batch: Batch) -> None:

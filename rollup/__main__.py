@@ -1,0 +1,3 @@
+from rollup.cli import main
+
+main()

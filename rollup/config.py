@@ -1,0 +1,88 @@
+"""Reading TOML files and turning validation errors into one-line messages naming file, key, reason."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rollup.errors import ConfigError
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_variables(value: Any, path: Path) -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in string values (not keys) from the environment."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is not None:
+                return found
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set (used as ${{{name}}})")
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, list):
+        return [expand_variables(item, path) for item in value]
+    if isinstance(value, dict):
+        return {key: expand_variables(item, path) for key, item in value.items()}
+    return value
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file with ``${NAME:-default}`` expanded in its string values."""
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = expand_variables(tomllib.load(handle), path)
+            return data
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def known_keys(models: Iterable[type[BaseModel]]) -> set[str]:
+    keys: set[str] = set()
+    for model in models:
+        for name, info in model.model_fields.items():
+            keys.add(info.alias or name)
+    return keys
+
+
+def describe_errors(error: ValidationError, vocabulary: set[str] | None = None) -> list[str]:
+    """``key.path: reason`` for each problem pydantic found."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        kind = item["type"]
+        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "extra_forbidden":
+            key = str(item["loc"][-1]) if item["loc"] else location
+            message = f"unknown key {key!r}"
+            close = difflib.get_close_matches(key, sorted(vocabulary or ()), n=1)
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind in ("literal_error", "enum") or kind.endswith("_type") or kind.endswith("_parsing"):
+            message = f"{message} (got {item.get('input')!r})"
+        lines.append(f"{location}: {message}" if location else message)
+    return lines
+
+
+def config_error(path: Path | str, error: ValidationError, vocabulary: set[str] | None = None) -> ConfigError:
+    problems = describe_errors(error, vocabulary)
+    if len(problems) == 1:
+        return ConfigError(f"{path}: {problems[0]}")
+    return ConfigError(f"{path}: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Job definitions, their loader, the planner and the runner."""

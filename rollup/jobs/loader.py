@@ -1,0 +1,98 @@
+"""Load job files (``jobs/*.toml``); every problem is reported with the file, the key and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from rollup.config import config_error, known_keys, read_toml
+from rollup.errors import ConfigError
+from rollup.jobs.spec import FieldSpec, JobSpec, OutputSpec, SourceSpec, TagCondition, WindowSpec
+
+_VOCABULARY = known_keys([JobSpec, SourceSpec, WindowSpec, FieldSpec, OutputSpec, TagCondition])
+
+
+@dataclass(frozen=True)
+class Known:
+    """The profile names a job may refer to (None: not checked)."""
+
+    sources: Collection[str] | None = None
+    sinks: Collection[str] | None = None
+
+
+@dataclass
+class JobFile:
+    path: Path
+    job: JobSpec | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def load_job(path: Path, known: Known | None = None) -> JobSpec:
+    """One job file; ConfigError names the file, the key and the reason."""
+    data = read_toml(path)
+    data.setdefault("name", path.stem)
+    try:
+        job = JobSpec(**data)
+    except ValidationError as exc:
+        raise config_error(path, exc, _VOCABULARY) from None
+    _check_references(path, job, known or Known())
+    return job
+
+
+def _check_references(path: Path, job: JobSpec, known: Known) -> None:
+    if known.sources is not None and job.source.profile not in known.sources:
+        names = ", ".join(sorted(known.sources)) or "none defined"
+        raise ConfigError(
+            f"{path}: source.profile: unknown source profile {job.source.profile!r} "
+            f"(defined in config/rollup.toml [sources.*]: {names})"
+        )
+    if known.sinks is not None:
+        for sink in job.output.sinks:
+            if sink not in known.sinks:
+                names = ", ".join(sorted(known.sinks)) or "none defined"
+                raise ConfigError(
+                    f"{path}: output.sinks: unknown sink profile {sink!r} (sinks/*.toml: {names})"
+                )
+
+
+def scan_jobs(directory: Path, known: Known | None = None) -> list[JobFile]:
+    """Every ``*.toml`` in ``directory``, each loaded or with its errors; duplicate names are errors."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: jobs directory not found")
+    files: list[JobFile] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.toml")):
+        entry = JobFile(path)
+        try:
+            entry.job = load_job(path, known)
+        except ConfigError as exc:
+            entry.errors.append(str(exc))
+        if entry.job is not None:
+            other = seen.get(entry.job.name)
+            if other is not None:
+                entry.errors.append(f"{path}: name: job name {entry.job.name!r} is also used by {other}")
+                entry.job = None
+            else:
+                seen[entry.job.name] = path
+        files.append(entry)
+    return files
+
+
+def load_jobs(directory: Path, known: Known | None = None) -> list[JobSpec]:
+    """All jobs of ``directory``, or ConfigError listing every problem (nothing starts on bad input)."""
+    files = scan_jobs(directory, known)
+    problems = [error for entry in files for error in entry.errors]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return [entry.job for entry in files if entry.job is not None]
+
+
+def find_job(jobs: list[JobSpec], name: str) -> JobSpec:
+    for job in jobs:
+        if job.name == name:
+            return job
+    names = ", ".join(job.name for job in jobs) or "none"
+    raise ConfigError(f"unknown job {name!r} (jobs: {names})")

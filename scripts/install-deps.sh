@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything rollup, its demo and its tests need on a bare Debian/Ubuntu machine:
+# Debian's influxdb (influxd 1.x) and postgresql, and a Python virtualenv in .venv with the
+# project and its development tools. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=()
+command -v influxd >/dev/null 2>&1 || packages+=(influxdb)
+if [ "${ROLLUP_SKIP_POSTGRES:-0}" != "1" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${packages[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
