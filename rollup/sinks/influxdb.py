@@ -138,7 +138,7 @@ class InfluxSink:
             raise SinkError(
                 self._redact(f"{self._what}: {self.profile.url} does not answer: {_describe(exc)}")
             ) from None
-        if response.status_code != 204:
+        if not response.is_success:
             raise SinkError(
                 self._redact(
                     f"{self._what}: {self.profile.url}/ping answered HTTP {response.status_code}: "
@@ -184,9 +184,9 @@ class InfluxSink:
 
     def _send(self, body: bytes, headers: dict[str, str]) -> None:
         response = self._client.post(self._path, params=self._params, content=body, headers=headers)
-        status = response.status_code
-        if status < 300:
+        if response.is_success:
             return
+        status = response.status_code
         message = f"HTTP {status}: {_message(response)}"
         if status >= 500 or status == 429:
             raise _RetryableError(message, _retry_after(response))

@@ -289,3 +289,11 @@ def test_profile_validation(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message) as caught:
         profile(**changes)
     assert SECRET not in str(caught.value)
+
+
+def test_a_redirect_is_not_taken_for_success(make_sink: Callable[..., tuple[InfluxSink, Script]]) -> None:
+    moved = httpx.Response(301, headers={"Location": "https://influx.example:8086/write"})
+    sink, script = make_sink(moved)
+    with pytest.raises(SinkError, match="HTTP 301: Moved Permanently"):
+        sink.write(rows())
+    assert len(script.requests) == 1
