@@ -43,7 +43,7 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
 class Credentials(BaseModel):
     """Where a connection's secrets come from (never the secrets themselves)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     username: str | None = None
     password_env: str | None = None
