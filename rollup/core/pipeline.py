@@ -122,9 +122,12 @@ class Rollup:
             self._held = None
         if not len(rows.series):
             return
-        rows = _sorted(rows)
-        self._held = rows.take(slice(len(rows.series) - 1, None))
-        self._process(rows.take(slice(0, len(rows.series) - 1)))
+        # The series the batch ends with (in input order) may continue in the next batch, possibly
+        # with more rows at its newest time: hold all of those back, in input order.
+        tail = rows.series == rows.series[-1]
+        hold = tail & (rows.time == rows.time[tail].max())
+        self._held = rows.take(hold)
+        self._process(_sorted(rows.take(~hold)))
 
     def finish(self) -> list[WindowResult]:
         if self._held is not None:
