@@ -209,12 +209,14 @@ class Rollup:
     ) -> None:
         acc = self._acc[rule.name]
         acc.add_counts(slot[column.invalid & inside], acc.invalid)
-        keep = column.valid.copy()
-        series, time = rows.series, rows.time
-        # Duplicate timestamps in a series: the last value wins.
-        keep[:-1] &= ~((series[1:] == series[:-1]) & (time[1:] == time[:-1]) & column.valid[1:])
-        index = np.flatnonzero(keep)
-        series, time, values = series[index], time[index], column.values[index]
+        index = np.flatnonzero(column.valid)
+        series, time = rows.series[index], rows.time[index]
+        # Duplicate timestamps in a series: the last valid value wins, even if rows without a
+        # usable value of this field sit between the duplicates.
+        last = np.ones(len(index), dtype=bool)
+        last[:-1] = (series[1:] != series[:-1]) | (time[1:] != time[:-1])
+        index = index[last]
+        series, time, values = series[last], time[last], column.values[index]
         slot, inside = slot[index], inside[index]
         prev = self._prev.get(rule.name)
         if prev is not None:
