@@ -88,6 +88,9 @@ def _concat_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return b
     if len(b) == 0:
         return a
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu" and a.min() >= 0 and b.min() >= 0:
+        # int64 and uint64 counters (a source switches when a value needs 64 bits): stay exact.
+        return np.concatenate([a.astype(np.uint64), b.astype(np.uint64)])
     return np.concatenate([a.astype(np.float64), b.astype(np.float64)])
 
 
