@@ -108,7 +108,7 @@ class Rollup:
         self.bounds = np.asarray([w.start for w in windows] + [windows[-1].end], dtype=np.int64)
         self._series: dict[SeriesKey, int] = {}
         self._series_group = np.zeros(0, dtype=np.int64)
-        self._groups: dict[tuple[str, ...], int] = {}
+        self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields if rule.kind == "counter"}
         self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
@@ -161,8 +161,9 @@ class Rollup:
 
     def _group_of(self, key: SeriesKey) -> int:
         tags = dict(key)
+        group_key: SeriesKey | tuple[str, ...]
         if self.spec.group_by is None:
-            group_key: tuple[str, ...] = tuple(f"{k}={v}" for k, v in key)
+            group_key = key  # the tag pairs themselves: joining them into text could collide
             group_tags = tags
         else:
             group_key = tuple(tags.get(name, "") for name in self.spec.group_by)
