@@ -190,6 +190,7 @@ class Rollup:
             invalid = (
                 np.zeros(n, dtype=bool) if column.invalid is None else column.invalid.astype(bool, copy=True)
             )
+            valid &= ~invalid  # a value flagged as not a number is never used, whatever ``valid`` says
             values = column.values
             if values.dtype.kind == "f":
                 finite = np.isfinite(values)
