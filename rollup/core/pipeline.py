@@ -72,7 +72,7 @@ class _Rows:
             np.concatenate([first.time, second.time]),
             {
                 name: _Column(
-                    _concat_values(first.columns[name].values, c.values),
+                    _concat_values(first.columns[name], c),
                     np.concatenate([first.columns[name].valid, c.valid]),
                     np.concatenate([first.columns[name].invalid, c.invalid]),
                 )
@@ -81,13 +81,16 @@ class _Rows:
         )
 
 
-def _concat_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _concat_values(first: _Column, second: _Column) -> np.ndarray:
+    a, b = first.values, second.values
+    # Rows without a usable value hold mere placeholders: their dtype must not turn exact integers
+    # of the other side into floats.
+    if not first.valid.any():
+        a = np.zeros(len(a), dtype=b.dtype)
+    elif not second.valid.any():
+        b = np.zeros(len(b), dtype=a.dtype)
     if a.dtype == b.dtype:
         return np.concatenate([a, b])
-    if len(a) == 0:
-        return b
-    if len(b) == 0:
-        return a
     if a.dtype.kind in "iu" and b.dtype.kind in "iu" and a.min() >= 0 and b.min() >= 0:
         # int64 and uint64 counters (a source switches when a value needs 64 bits): stay exact.
         return np.concatenate([a.astype(np.uint64), b.astype(np.uint64)])
