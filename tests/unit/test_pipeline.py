@@ -337,6 +337,16 @@ def test_integer_counter_crossing_2_pow_63_between_int64_and_uint64_batches_stay
     assert row_values(run(spec, hours(0), [first, second]))["v_increase"] == 10.0
 
 
+def test_a_batch_of_placeholders_only_does_not_round_integer_counters() -> None:
+    """A chunk whose values are all unusable may come as float64; the held integers must stay exact."""
+    spec = counter(aggregates=("increase",))
+    base = 2**63 - 2**20
+    first = make_batch(series([(0, base), (1, base + 1)]), {"v": np.int64})
+    placeholders = make_batch(series([(1, "n/a")]), {"v": np.float64})
+    values = row_values(run(spec, hours(0), [first, placeholders]))
+    assert (values["v_increase"], values["v_invalid"]) == (1.0, 1)
+
+
 def test_negative_integer_counter_is_handled_as_float() -> None:
     values = row_values(
         rollup_rows(counter(aggregates=("increase",)), hours(0), series([(0, -10), (10, -4)]))
