@@ -72,7 +72,7 @@ class _Rows:
             np.concatenate([first.time, second.time]),
             {
                 name: _Column(
-                    _concat_values(first.columns[name].values, c.values),
+                    _concat_values(first.columns[name], c),
                     np.concatenate([first.columns[name].valid, c.valid]),
                     np.concatenate([first.columns[name].invalid, c.invalid]),
                 )
@@ -81,13 +81,19 @@ class _Rows:
         )
 
 
-def _concat_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _concat_values(first: _Column, second: _Column) -> np.ndarray:
+    a, b = first.values, second.values
+    # Rows without a usable value hold mere placeholders: their dtype must not turn exact integers
+    # of the other side into floats.
+    if not first.valid.any():
+        a = np.zeros(len(a), dtype=b.dtype)
+    elif not second.valid.any():
+        b = np.zeros(len(b), dtype=a.dtype)
     if a.dtype == b.dtype:
         return np.concatenate([a, b])
-    if len(a) == 0:
-        return b
-    if len(b) == 0:
-        return a
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu" and a.min() >= 0 and b.min() >= 0:
+        # int64 and uint64 counters (a source switches when a value needs 64 bits): stay exact.
+        return np.concatenate([a.astype(np.uint64), b.astype(np.uint64)])
     return np.concatenate([a.astype(np.float64), b.astype(np.float64)])
 
 
@@ -105,7 +111,7 @@ class Rollup:
         self.bounds = np.asarray([w.start for w in windows] + [windows[-1].end], dtype=np.int64)
         self._series: dict[SeriesKey, int] = {}
         self._series_group = np.zeros(0, dtype=np.int64)
-        self._groups: dict[tuple[str, ...], int] = {}
+        self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields if rule.kind == "counter"}
         self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
@@ -126,9 +132,12 @@ class Rollup:
             self._held = None
         if not len(rows.series):
             return
-        rows = _sorted(rows)
-        self._held = rows.take(slice(len(rows.series) - 1, None))
-        self._process(rows.take(slice(0, len(rows.series) - 1)))
+        # The series the batch ends with (in input order) may continue in the next batch, possibly
+        # with more rows at its newest time: hold all of those back, in input order.
+        tail = rows.series == rows.series[-1]
+        hold = tail & (rows.time == rows.time[tail].max())
+        self._held = rows.take(hold)
+        self._process(_sorted(rows.take(~hold)))
 
     def finish(self) -> list[WindowResult]:
         if self._held is not None:
@@ -159,8 +168,9 @@ class Rollup:
 
     def _group_of(self, key: SeriesKey) -> int:
         tags = dict(key)
+        group_key: SeriesKey | tuple[str, ...]
         if self.spec.group_by is None:
-            group_key: tuple[str, ...] = tuple(f"{k}={v}" for k, v in key)
+            group_key = key  # the tag pairs themselves: joining them into text could collide
             group_tags = tags
         else:
             group_key = tuple(tags.get(name, "") for name in self.spec.group_by)
@@ -187,6 +197,7 @@ class Rollup:
             invalid = (
                 np.zeros(n, dtype=bool) if column.invalid is None else column.invalid.astype(bool, copy=True)
             )
+            valid &= ~invalid  # a value flagged as not a number is never used, whatever ``valid`` says
             values = column.values
             if values.dtype.kind == "f":
                 finite = np.isfinite(values)
@@ -210,12 +221,14 @@ class Rollup:
     ) -> None:
         acc = self._acc[rule.name]
         acc.add_counts(slot[column.invalid & inside], acc.invalid)
-        keep = column.valid.copy()
-        series, time = rows.series, rows.time
-        # Duplicate timestamps in a series: the last value wins.
-        keep[:-1] &= ~((series[1:] == series[:-1]) & (time[1:] == time[:-1]) & column.valid[1:])
-        index = np.flatnonzero(keep)
-        series, time, values = series[index], time[index], column.values[index]
+        index = np.flatnonzero(column.valid)
+        series, time = rows.series[index], rows.time[index]
+        # Duplicate timestamps in a series: the last valid value wins, even if rows without a
+        # usable value of this field sit between the duplicates.
+        last = np.ones(len(index), dtype=bool)
+        last[:-1] = (series[1:] != series[:-1]) | (time[1:] != time[:-1])
+        index = index[last]
+        series, time, values = series[last], time[last], column.values[index]
         slot, inside = slot[index], inside[index]
         prev = self._prev.get(rule.name)
         if prev is not None:

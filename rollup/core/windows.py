@@ -216,9 +216,14 @@ class WindowGrid:
         found: list[int] = []
         for wall_ns in wall_offsets.tolist():
             wall = midnight + dt.timedelta(microseconds=wall_ns // 1000)
+            shows = False
             for fold in (0, 1):
                 instant = self._instant(wall, fold)
                 shown = (_EPOCH + dt.timedelta(microseconds=instant // 1000)).astimezone(self.zone)
                 if shown.replace(tzinfo=None) == wall:
                     found.append(instant)
+                    shows = True
+            if wall_ns == 0 and not shows:
+                # A nonexistent local midnight moves forward, exactly as the start of a day does.
+                found.append(self._instant(wall))
         return np.asarray(sorted(set(found)), dtype=np.int64)
