@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rollup.core.spec import FieldRule, percentile_of
+from rollup.core.spec import FieldRule, output_field, percentile_of
 
 _FLOAT_STATS = ("total", "mean", "m2", "vmin", "vmax", "last_v", "increase", "seconds")
 _INT_STATS = ("n", "last_t", "samples", "invalid", "resets", "gaps")
@@ -197,7 +197,7 @@ class FieldAccumulator:
             else:
                 value = percentiles[name][slot]
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                result[f"{rule.output}_{name}"] = int(value) if name == "count" else float(value)
+                result[output_field(rule.output, name)] = int(value) if name == "count" else float(value)
         return result
 
     def coverage(self, slot: int) -> dict[str, float]:

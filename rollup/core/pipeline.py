@@ -113,7 +113,7 @@ class Rollup:
         self._series_group = np.zeros(0, dtype=np.int64)
         self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
-        self._prev = {rule.name: PrevState() for rule in spec.fields if rule.kind == "counter"}
+        self._prev = {rule.name: PrevState() for rule in spec.fields}
         self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
@@ -230,22 +230,16 @@ class Rollup:
         index = index[last]
         series, time, values = series[last], time[last], column.values[index]
         slot, inside = slot[index], inside[index]
-        prev = self._prev.get(rule.name)
-        if prev is not None:
-            # A sample not newer than the series' prev arrived out of order across batches: skipped.
-            late = prev.has[series] & (time <= prev.time[series])
-            if late.any():
-                acc.add_counts(slot[late & inside], acc.invalid)
-                ok = ~late
-                series, time, values, slot, inside = (
-                    series[ok],
-                    time[ok],
-                    values[ok],
-                    slot[ok],
-                    inside[ok],
-                )
+        prev = self._prev[rule.name]
+        # A sample not newer than the series' last one arrived out of order across batches: skipped.
+        late = prev.has[series] & (time <= prev.time[series])
+        if late.any():
+            acc.add_counts(slot[late & inside], acc.invalid)
+            ok = ~late
+            series, time, values, slot, inside = series[ok], time[ok], values[ok], slot[ok], inside[ok]
         acc.add_counts(slot[inside], acc.samples)
-        if prev is None:
+        if rule.kind == "gauge":
+            prev.remember(series, time, values)
             scaled = values.astype(np.float64) * rule.scale
             acc.add_values(slot[inside], scaled[inside], time[inside])
             return

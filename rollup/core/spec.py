@@ -75,6 +75,11 @@ class RollupSpec:
             raise ValueError(f"output names must be unique, got {outputs}")
 
 
+def output_field(output: str, name: str) -> str:
+    """``in`` + ``p99.9`` → ``in_p99_9``: no dot, which Elasticsearch would read as nesting."""
+    return f"{output}_{name.replace('.', '_')}"
+
+
 INTEGER_OUTPUTS = frozenset({"count", "samples", "invalid", "resets", "gaps"})
 
 
@@ -86,5 +91,5 @@ def output_schema(spec: RollupSpec) -> dict[str, Literal["long", "double"]]:
         if rule.kind == "counter":
             names += ["seconds", "resets", "gaps"]
         for name in names:
-            schema[f"{rule.output}_{name}"] = "long" if name in INTEGER_OUTPUTS else "double"
+            schema[output_field(rule.output, name)] = "long" if name in INTEGER_OUTPUTS else "double"
     return schema

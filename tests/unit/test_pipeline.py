@@ -219,6 +219,14 @@ def test_sample_at_an_already_used_time_in_a_later_batch_is_skipped_and_counted_
     assert values["v_invalid"] == 1
 
 
+def test_gauge_sample_older_than_the_last_one_in_a_later_batch_is_skipped_and_counted_invalid() -> None:
+    """Same rule as counters: a sample cannot be counted twice by arriving again in another batch."""
+    first = make_batch(series([(0, 10.0), (60, 20.0), (90, 25.0)], name="g"))
+    late = make_batch(series([(30, 99.0), (120, 30.0)], name="g"))
+    values = row_values(run(gauge(aggregates=("sum", "count")), hours(0), [first, late]))
+    assert (values["g_sum"], values["g_count"], values["g_invalid"]) == (85.0, 4, 1)
+
+
 def test_series_reappearing_after_another_one_still_continues_across_batches() -> None:
     """Series ids follow first appearance; the series a batch ends with is the one that continues."""
     b = {"host": "b"}
@@ -434,7 +442,7 @@ def test_percentile_rank_is_not_thrown_off_by_float_rounding() -> None:
     assert (values["g_p95"], values["g_p90"], values["g_p5"]) == (19.0, 18.0, 1.0)
     rows = series([(i * 10, float(i)) for i in range(1, 11)], name="g")
     values = row_values(rollup_rows(gauge(aggregates=("p90", "p99.9")), hours(0), rows))
-    assert (values["g_p90"], values["g_p99.9"]) == (9.0, 10.0)
+    assert (values["g_p90"], values["g_p99_9"]) == (9.0, 10.0)
 
 
 def test_gauge_takes_every_sample_including_the_first_and_ignores_the_lookback() -> None:
@@ -778,3 +786,11 @@ def test_windows_of_a_rollup_may_be_calendar_windows_of_any_length() -> None:
     rows = series([(0, 0), (82740, 82740), (82860, 82980)])
     results = rollup_rows(counter(aggregates=("mean",)), windows, rows)
     assert [(i, v["v_mean"]) for i, _, v in flatten(results)] == [(0, 1.0), (1, 2.0)]
+
+
+def test_fractional_percentile_output_name_has_no_dot() -> None:
+    """A dot would be read as nesting by Elasticsearch and clash with `p99`."""
+    rows = series([(i * 10, float(i)) for i in range(1, 11)], name="g")
+    values = row_values(rollup_rows(gauge(aggregates=("p99", "p99.9")), hours(0), rows))
+    assert {"g_p99", "g_p99_9"} <= set(values)
+    assert not any("." in name for name in values)
