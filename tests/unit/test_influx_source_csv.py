@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import numpy as np
 import pytest
@@ -159,3 +161,22 @@ def test_csv_non_integer_time_is_a_source_error() -> None:
 
 def test_csv_empty_body_is_an_empty_result() -> None:
     assert read_csv("") == []
+
+
+@pytest.mark.parametrize("size", [1, 3, 64])
+def test_csv_body_arriving_in_small_pieces_reads_the_same(size: int) -> None:
+    body = 'name,tags,time,v\nm,"t=ü,u=a\\,b",1,1\nm,"t=nl\\\nx",2,2\n'.encode()
+
+    class Pieces(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for start in range(0, len(body), size):
+                yield body[start : start + size]
+
+    source = InfluxQLSource(
+        InfluxConnection(url="http://influx.example:8086"),
+        format="csv",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, stream=Pieces())),
+    )
+    (batch,) = source.read(QUERY)
+    assert batch.keys == [(("t", "ü"), ("u", "a,b")), (("t", "nl\\\nx"),)]
+    assert batch.fields["v"].values.tolist() == [1, 2]

@@ -425,3 +425,29 @@ def test_a_line_separator_inside_a_tag_value_does_not_split_the_stream() -> None
 
 def test_a_result_without_series_gives_no_batch() -> None:
     assert read_all(make_source(answer(chunk()))) == []
+
+
+class Pieces(httpx.SyncByteStream):
+    """A body delivered in pieces of ``size`` bytes, splitting lines and UTF-8 sequences."""
+
+    def __init__(self, body: bytes, size: int):
+        self.body = body
+        self.size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.body), self.size):
+            yield self.body[start : start + self.size]
+
+
+@pytest.mark.parametrize("size", [1, 3, 64])
+def test_a_body_arriving_in_small_pieces_reads_the_same(size: int) -> None:
+    body = (
+        chunk(series({"host": "ü"}, [[1, 1], [2, 2]]), partial=True)
+        + chunk(series({"host": "ü"}, [[3, 3]]), partial=True)
+        + chunk(series({"host": "ñ\u2028"}, [[1, 4]]))
+    )
+    handler = Counting(httpx.Response(200, stream=Pieces(body, size)))
+    (batch,) = read_all(make_source(handler))
+    assert batch.keys == [(("host", "ü"),), (("host", "ñ\u2028"),)]
+    assert batch.run_lengths.tolist() == [3, 1]
+    assert batch.fields["v"].values.tolist() == [1, 2, 3, 4]
