@@ -2,8 +2,9 @@
 
 Writes ``--rows`` points (``--series`` series of two integer counters and one float gauge) into a
 fresh influxd started in a temp dir, then reads them back ``--repeat`` times in each format (after
-one warm-up read) and prints the best rows/s, next to the rate at which influxd merely sends the
-same result (the bytes of the chunked response, unparsed) as a ceiling.
+one warm-up read) and prints the best rows/s of each of: InfluxQLSource reading from influxd (end
+to end), InfluxQLSource parsing a recorded copy of the response (no influxd involved), and influxd
+merely sending the response (received, not parsed: the ceiling for end to end).
 
 Run from the repository root::
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -57,9 +59,17 @@ def _post(client: httpx.Client, database: str, lines: list[str]) -> None:
 
 
 def time_source(
-    connection: InfluxConnection, query: SourceQuery, fmt: Format, chunk_size: int, compress: bool
+    connection: InfluxConnection,
+    query: SourceQuery,
+    fmt: Format,
+    chunk_size: int,
+    compress: bool,
+    transport: httpx.BaseTransport | None = None,
 ) -> float:
-    source = InfluxQLSource(connection, format=fmt, chunk_size=chunk_size, compress=compress)
+    """Rows/s read through InfluxQLSource (from influxd, or from ``transport``)."""
+    source = InfluxQLSource(
+        connection, format=fmt, chunk_size=chunk_size, compress=compress, transport=transport
+    )
     try:
         started = time.perf_counter()
         rows = sum(batch.rows for batch in source.read(query))
@@ -69,17 +79,27 @@ def time_source(
     return rows / elapsed
 
 
-def time_transfer(
+@dataclass(frozen=True)
+class Recorded:
+    body: bytes
+    encoding: str | None
+
+    def transport(self) -> httpx.MockTransport:
+        """Replays the response, so parsing can be timed without influxd."""
+        headers = {"Content-Encoding": self.encoding} if self.encoding else {}
+        return httpx.MockTransport(lambda request: httpx.Response(200, content=self.body, headers=headers))
+
+
+def fetch(
     url: str, query: SourceQuery, fmt: Format, chunk_size: int, compress: bool
-) -> tuple[float, int]:
-    """Seconds and bytes when the response is only received, not parsed."""
+) -> tuple[float, Recorded]:
+    """Seconds to receive the response without parsing it, and the response as received."""
     headers = {
         "Accept": "application/csv" if fmt == "csv" else "application/json",
         "Accept-Encoding": "gzip" if compress else "identity",
     }
     params = {"db": query.database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_size)}
     started = time.perf_counter()
-    size = 0
     with httpx.stream(
         "POST",
         f"{url}/query",
@@ -88,9 +108,9 @@ def time_transfer(
         headers=headers,
         timeout=300,
     ) as response:
-        for chunk in response.iter_raw():
-            size += len(chunk)
-    return time.perf_counter() - started, size
+        body = b"".join(response.iter_raw())
+        encoding = response.headers.get("Content-Encoding")
+    return time.perf_counter() - started, Recorded(body, encoding)
 
 
 def main() -> None:
@@ -114,19 +134,25 @@ def main() -> None:
                 f"{'gzip' if args.compress else 'uncompressed'}, best of {args.repeat}"
             )
             for fmt in FORMATS:  # warm influxd's caches first
-                time_transfer(server.url, query, fmt, args.chunk_size, args.compress)
+                fetch(server.url, query, fmt, args.chunk_size, args.compress)
             for fmt in FORMATS:
-                seconds, size = min(
-                    time_transfer(server.url, query, fmt, args.chunk_size, args.compress)
-                    for _ in range(args.repeat)
-                )
-                rates = [
+                fetched = [
+                    fetch(server.url, query, fmt, args.chunk_size, args.compress) for _ in range(args.repeat)
+                ]
+                seconds, recorded = min(fetched, key=lambda f: f[0])
+                end_to_end = max(
                     time_source(connection, query, fmt, args.chunk_size, args.compress)
                     for _ in range(args.repeat)
-                ]
+                )
+                parsing = max(
+                    time_source(connection, query, fmt, args.chunk_size, args.compress, recorded.transport())
+                    for _ in range(args.repeat)
+                )
                 print(
-                    f"{fmt:>4}: InfluxQLSource {max(rates):>10,.0f} rows/s   "
-                    f"(influxd sending alone: {rows / seconds:>10,.0f} rows/s, {size / rows:.0f} bytes/row)"
+                    f"{fmt:>4}: end to end {end_to_end:>10,.0f} rows/s | "
+                    f"parsing a recorded response {parsing:>10,.0f} rows/s | "
+                    f"influxd sending alone {rows / seconds:>10,.0f} rows/s, "
+                    f"{len(recorded.body) / rows:.0f} bytes/row"
                 )
         finally:
             server.stop()

@@ -19,9 +19,10 @@ Two response formats, ``json`` (the default) and ``csv``:
   with keys in InfluxDB's sorted order, which settles the usual cases (values holding commas,
   spaces, ``=``); tags that still read two ways raise :class:`SourceError` rather than guess.
 
-JSON is the default: it is exact, and faster end to end (``bench/source_formats.py``; on a local
-influxd 1.6, 200k rows: JSON ~215k rows/s, CSV ~165k rows/s; parsing alone ~1M rows/s for JSON,
-~250k rows/s for CSV, whose rows go through Python's csv module).
+JSON is the default: it is exact, and at least as fast end to end, where influxd is the bottleneck
+(``bench/source_formats.py``, 200k rows from a local influxd 1.6 on 2 cores: JSON 150-215k rows/s,
+CSV 135-175k rows/s; parsing a recorded response alone: JSON 0.75-1.2M rows/s, CSV ~0.25M rows/s,
+whose rows go through Python's csv module one by one).
 
 Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
 (``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float
@@ -29,8 +30,8 @@ anywhere makes the column ``float64``. A missing value (``null``) is simply not 
 a boolean is not valid and counted as invalid.
 
 Responses are requested uncompressed unless ``compress=True``: on a fast link, gzipping costs
-influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: ~130k rows/s
-gzipped against ~215k rows/s plain).
+influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: 95-135k
+rows/s gzipped against 150-215k rows/s plain).
 
 Connecting is retried with exponential backoff and jitter (connection errors, timeouts, HTTP 5xx);
 once a response is being read nothing is retried, since the caller may already hold batches from it.
