@@ -1,0 +1,83 @@
+"""InfluxQL text for a :class:`SourceQuery`, with every name and value escaped.
+
+The rules follow InfluxDB 1.x's scanner (checked against a real ``influxd``):
+
+- Identifiers are double-quoted and string literals single-quoted; inside both, ``\\`` and the quote
+  are backslash-escaped and a line feed is written ``\\n``. Those are the only escapes the scanner
+  knows.
+- The scanner reads a carriage return as a line feed, so a CR cannot be written in a string or an
+  identifier at all. A tag value holding one is matched with an anchored, quoted regex instead
+  (``=~ /^a\\rb$/``); a name holding one is rejected.
+- Regex literals are ``/``-delimited; ``/`` is escaped as ``\\/`` and every other backslash passes
+  through to the regex engine (RE2), so CR and LF are written ``\\r`` and ``\\n``. A regex ending in
+  a backslash would escape the closing ``/`` and swallow the rest of the statement, so an empty
+  group ``(?:)`` is appended to it first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rollup.sources.base import SourceQuery, TagMatch
+
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n"})
+_IDENT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+_REGEX_ESCAPES = str.maketrans({"/": "\\/", "\n": "\\n", "\r": "\\r"})
+_REGEX_META = str.maketrans({c: "\\" + c for c in "\\.+*?()|[]{}^$"} | {"\n": "\\n", "\r": "\\r"})
+# A raw line break right after an unescaped backslash: escaping the break would change its meaning.
+_ESCAPED_BREAK = re.compile(r"(?<!\\)(?:\\\\)*\\[\n\r]")
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted InfluxQL identifier."""
+    if "\r" in name:
+        raise ValueError(f"InfluxQL cannot express a name containing a carriage return: {name!r}")
+    return '"' + name.translate(_IDENT_ESCAPES) + '"'
+
+
+def quote_string(value: str) -> str:
+    """``value`` as a single-quoted InfluxQL string literal (not possible if it holds a CR)."""
+    if "\r" in value:
+        raise ValueError(f"InfluxQL string literals cannot contain a carriage return: {value!r}")
+    return "'" + value.translate(_STRING_ESCAPES) + "'"
+
+
+def quote_regex(pattern: str) -> str:
+    """``pattern`` (RE2 syntax) as a ``/``-delimited InfluxQL regex literal."""
+    if _ESCAPED_BREAK.search(pattern):
+        raise ValueError(f"regex escapes a raw line break, which RE2 does not accept: {pattern!r}")
+    if pattern.endswith("\\"):
+        pattern += "(?:)"
+    return "/" + pattern.translate(_REGEX_ESCAPES) + "/"
+
+
+def _equals(tag: str, value: str, negate: bool) -> str:
+    if "\r" in value:
+        exact = "^" + value.translate(_REGEX_META) + "$"
+        return f"{tag} {'!~' if negate else '=~'} {quote_regex(exact)}"
+    return f"{tag} {'!=' if negate else '='} {quote_string(value)}"
+
+
+def tag_condition(name: str, match: TagMatch) -> str:
+    """One parenthesised condition: ``("t" = 'a' OR "t" =~ /re/)``, or its negation joined by AND."""
+    if not match.values and match.regex is None:
+        raise ValueError(f"the condition on tag {name!r} names neither values nor a regex")
+    tag = quote_ident(name)
+    terms = [_equals(tag, value, match.negate) for value in match.values]
+    if match.regex is not None:
+        terms.append(f"{tag} {'!~' if match.negate else '=~'} {quote_regex(match.regex)}")
+    return "(" + (" AND " if match.negate else " OR ").join(terms) + ")"
+
+
+def build_query(q: SourceQuery) -> str:
+    """``SELECT`` the fields of every series of the measurement in ``[start, end)``, grouped by series."""
+    if not q.fields:
+        raise ValueError("a source query needs at least one field")
+    if q.start >= q.end:
+        raise ValueError(f"empty time range: start {q.start} is not before end {q.end}")
+    fields = ",".join(quote_ident(f) for f in dict.fromkeys(q.fields))
+    rp = quote_ident(q.retention_policy) if q.retention_policy is not None else ""
+    source = f"{quote_ident(q.database)}.{rp}.{quote_ident(q.measurement)}"
+    conditions = [f"time >= {int(q.start)}", f"time < {int(q.end)}"]
+    conditions += [tag_condition(name, q.where[name]) for name in sorted(q.where)]
+    return f"SELECT {fields} FROM {source} WHERE {' AND '.join(conditions)} GROUP BY *"

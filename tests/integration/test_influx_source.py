@@ -1,0 +1,337 @@
+"""InfluxQLSource against a real influxd: round trips, tag filters and escaping, auth, server errors."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rollup.core.batch import Batch, SeriesKey
+from rollup.errors import SourceError
+from rollup.influx import InfluxConnection
+from rollup.sources.base import SourceQuery, TagMatch
+from rollup.sources.influxdb import Format, InfluxQLSource
+from tests.conftest import InfluxHelper
+from tests.servers import RunningServer, start_influxd
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000_000_000_000
+S = 1_000_000_000
+FORMATS: tuple[Format, ...] = ("json", "csv")
+
+Row = tuple[SeriesKey, int, tuple[object, ...]]
+
+
+def rows_of(batches: Iterable[Batch], fields: tuple[str, ...]) -> list[Row]:
+    """Every row as (series key, time, field values); None when absent, "invalid" when not a number."""
+    rows: list[Row] = []
+    for batch in batches:
+        index = 0
+        for key, length in zip(batch.keys, batch.run_lengths.tolist(), strict=True):
+            for i in range(index, index + length):
+                values: list[object] = []
+                for name in fields:
+                    column = batch.fields[name]
+                    if column.invalid is not None and column.invalid[i]:
+                        values.append("invalid")
+                    elif column.valid is not None and not column.valid[i]:
+                        values.append(None)
+                    else:
+                        values.append(column.values[i].item())
+                rows.append((key, int(batch.time[i]), tuple(values)))
+            index += length
+    return rows
+
+
+def lp_tag(value: str) -> str:
+    """A tag value in influxd 1.6's line protocol (backslashes are taken literally there)."""
+    return value.replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
+
+
+def go_quote_meta(value: str) -> str:
+    """Go's regexp.QuoteMeta: an RE2 pattern matching ``value`` literally."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
+
+
+def source_for(server_url: str, **options: object) -> InfluxQLSource:
+    return InfluxQLSource(InfluxConnection(url=server_url), attempts=1, **options)  # type: ignore[arg-type]
+
+
+# -- round trips ------------------------------------------------------------------------------------
+
+ROUND_TRIP_FIELDS = ("in", "temp", "state")
+
+
+@pytest.fixture
+def ifstats(influx: InfluxHelper) -> list[Row]:
+    """Points of five series (one split over many chunks) and the rows expected back."""
+    expected: list[Row] = []
+    lines: list[str] = []
+    tagsets = [
+        {"host": "r1", "ifname": "eth0"},
+        {"host": "r1", "ifname": "eth1"},
+        {"host": "r2", "ifname": "Gi0/1 uplink, core=1"},
+        {"host": "r2", "ifname": "üñï'\"q"},
+        {"host": "r3"},
+    ]
+    for s, tags in enumerate(tagsets):
+        tag_text = ",".join(f"{k}={lp_tag(v)}" for k, v in sorted(tags.items()))
+        for i in range(7 if s == 0 else 2):
+            t = T0 + i * 60 * S
+            counter = 2**63 - 1 - i if s == 1 else i * 1000 + s
+            fields = [f"in={counter}i"]
+            values: list[object] = [counter, None, None]
+            if i % 2 == 0:
+                fields.append(f"temp={20.5 + i}")
+                values[1] = 20.5 + i
+            if s == 4 and i == 1:
+                fields.append('state="down"')
+                values[2] = "invalid"
+            lines.append(f"ifstats,{tag_text} {','.join(fields)} {t}")
+            expected.append((tuple(sorted(tags.items())), t, tuple(values)))
+    influx.write(lines)
+    return sorted(expected, key=lambda row: (row[0], row[1]))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("chunk_size", [3, 10000])
+def test_round_trip(influx: InfluxHelper, ifstats: list[Row], fmt: Format, chunk_size: int) -> None:
+    source = source_for(influx.url, format=fmt, chunk_size=chunk_size)
+    query = SourceQuery(influx.database, "ifstats", ROUND_TRIP_FIELDS, T0, T0 + 3600 * S)
+    batches = list(source.read(query))
+    rows = rows_of(batches, ROUND_TRIP_FIELDS)
+    assert sorted(rows, key=lambda row: (row[0], row[1])) == ifstats
+    if chunk_size == 3:
+        assert len(batches) > 3
+        assert max(batch.rows for batch in batches) <= 2 * chunk_size
+    # every series arrives in one piece, time-ordered
+    keys = [row[0] for row in rows]
+    assert len(set(keys)) == len([k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k])
+    for before, after in itertools.pairwise(rows):
+        if before[0] == after[0]:
+            assert before[1] < after[1]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_integers_stay_exact_and_types_are_kept(
+    influx: InfluxHelper, ifstats: list[Row], fmt: Format
+) -> None:
+    source = source_for(influx.url, format=fmt)
+    query = SourceQuery(
+        influx.database, "ifstats", ("in",), T0, T0 + 3600 * S, where={"ifname": TagMatch(("eth1",))}
+    )
+    (batch,) = source.read(query)
+    assert batch.fields["in"].values.dtype.kind == "i"
+    assert batch.fields["in"].values.tolist() == [2**63 - 1, 2**63 - 2]
+
+
+def test_time_range_is_half_open(influx: InfluxHelper, ifstats: list[Row]) -> None:
+    source = source_for(influx.url)
+    query = SourceQuery(
+        influx.database, "ifstats", ("in",), T0 + 60 * S, T0 + 180 * S, where={"ifname": TagMatch(("eth0",))}
+    )
+    assert [row[1] for row in rows_of(source.read(query), ("in",))] == [T0 + 60 * S, T0 + 120 * S]
+
+
+def test_tag_filters_select_series(influx: InfluxHelper, ifstats: list[Row]) -> None:
+    source = source_for(influx.url)
+
+    def hosts_and_ifnames(where: dict[str, TagMatch]) -> set[SeriesKey]:
+        query = SourceQuery(influx.database, "ifstats", ("in",), T0, T0 + 3600 * S, where=where)
+        return {row[0] for row in rows_of(source.read(query), ("in",))}
+
+    assert hosts_and_ifnames({"host": TagMatch(("r1", "r3"))}) == {
+        (("host", "r1"), ("ifname", "eth0")),
+        (("host", "r1"), ("ifname", "eth1")),
+        (("host", "r3"),),
+    }
+    assert hosts_and_ifnames({"host": TagMatch(("r1",)), "ifname": TagMatch(regex="1$")}) == {
+        (("host", "r1"), ("ifname", "eth1")),
+    }
+    assert hosts_and_ifnames({"ifname": TagMatch(regex="^eth", negate=True)}) == {
+        (("host", "r2"), ("ifname", "Gi0/1 uplink, core=1")),
+        (("host", "r2"), ("ifname", "üñï'\"q")),
+        (("host", "r3"),),
+    }
+
+
+# -- escaping and injection -------------------------------------------------------------------------
+
+ODD_VALUES = [
+    "plain",
+    "it's",
+    'dq"uote',
+    "back\\slash",
+    "q\\'x",
+    "nl\\\nx",
+    "cr\rx",
+    "with space",
+    "com,ma",
+    "eq=ual",
+    "a/b",
+    "üñï\u0085\u2028",
+    "x' OR 1=1 --",
+    'a" OR "b',
+    "dot.star*",
+]
+
+
+@pytest.fixture
+def odd(influx: InfluxHelper) -> dict[str, int]:
+    """One series per awkward tag value, its number as the field value."""
+    influx.write([f"odd,t={lp_tag(value)} v={i}i {T0}" for i, value in enumerate(ODD_VALUES)])
+    written = {row["t"]: row["v"] for row in influx.points("odd")}
+    assert written == {value: i for i, value in enumerate(ODD_VALUES)}
+    return {value: i for i, value in enumerate(ODD_VALUES)}
+
+
+def select_odd(influx: InfluxHelper, match: TagMatch) -> dict[str, object]:
+    source = source_for(influx.url)
+    query = SourceQuery(influx.database, "odd", ("v",), T0, T0 + S, where={"t": match})
+    return {dict(key)["t"]: values[0] for key, _, values in rows_of(source.read(query), ("v",))}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_equality_filter_selects_exactly_the_value(
+    influx: InfluxHelper, odd: dict[str, int], value: str
+) -> None:
+    assert select_odd(influx, TagMatch((value,))) == {value: odd[value]}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_negated_filter_selects_everything_else(
+    influx: InfluxHelper, odd: dict[str, int], value: str
+) -> None:
+    assert select_odd(influx, TagMatch((value,), negate=True)) == {k: v for k, v in odd.items() if k != value}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_regex_filter_matches_the_literal_value(
+    influx: InfluxHelper, odd: dict[str, int], value: str
+) -> None:
+    assert select_odd(influx, TagMatch(regex="^" + go_quote_meta(value) + "$")) == {value: odd[value]}
+
+
+def test_regex_ending_in_a_backslash_is_safe(influx: InfluxHelper, odd: dict[str, int]) -> None:
+    assert select_odd(influx, TagMatch(regex="^back\\\\")) == {"back\\slash": odd["back\\slash"]}
+    with pytest.raises(SourceError, match="HTTP 400"):
+        select_odd(influx, TagMatch(regex="slash\\"))
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        TagMatch(("nope' OR 't' = 't",)),
+        TagMatch(("nope' OR 1=1 --",)),
+        TagMatch(('nope" OR "t" != \'\'',)),
+        TagMatch(("nope') OR ('1' = '1",)),
+        TagMatch(regex='nope/ OR "t" =~ /.*'),
+        TagMatch(regex='nope\\/ OR time > 0 OR "t" =~ /.*'),
+    ],
+)
+def test_injection_attempts_select_nothing(
+    influx: InfluxHelper, odd: dict[str, int], attempt: TagMatch
+) -> None:
+    assert select_odd(influx, attempt) == {}
+
+
+def test_odd_names_are_quoted(influx: InfluxHelper) -> None:
+    influx.write(f'we\\ ird\\,"m,t\\=ag=1 f\\ i"e\\=ld=5i {T0}')
+    source = source_for(influx.url)
+    query = SourceQuery(
+        influx.database, 'we ird,"m', ('f i"e=ld',), T0, T0 + S, where={"t=ag": TagMatch(("1",))}
+    )
+    assert rows_of(source.read(query), ('f i"e=ld',)) == [((("t=ag", "1"),), T0, (5,))]
+
+
+# -- server errors ----------------------------------------------------------------------------------
+
+
+def test_database_not_found_is_a_source_error(influx: InfluxHelper) -> None:
+    source = source_for(influx.url)
+    with pytest.raises(SourceError, match="database not found: no_such_db"):
+        list(source.read(SourceQuery("no_such_db", "m", ("v",), T0, T0 + S)))
+
+
+def test_csv_cannot_see_database_not_found(influx: InfluxHelper) -> None:
+    """A documented limitation of the CSV format: influxd 1.6 answers with an empty 200."""
+    source = source_for(influx.url, format="csv")
+    assert list(source.read(SourceQuery("no_such_db", "m", ("v",), T0, T0 + S))) == []
+
+
+def test_check_pings_the_real_server(influx: InfluxHelper) -> None:
+    source_for(influx.url).check()
+
+
+# -- authentication ---------------------------------------------------------------------------------
+
+ADMIN_PASSWORD = "correct-h0rse-battery"
+
+
+@pytest.fixture(scope="module")
+def secured_influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_influxd(Path(tmp_path_factory.mktemp("influxd-auth")), auth=True)
+    try:
+        response = httpx.post(
+            f"{server.url}/query",
+            data={"q": f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        auth = ("admin", ADMIN_PASSWORD)
+        httpx.post(
+            f"{server.url}/query", data={"q": "CREATE DATABASE secure"}, auth=auth, timeout=30
+        ).raise_for_status()
+        written = httpx.post(
+            f"{server.url}/write", params={"db": "secure"}, content=f"m,h=a v=1i {T0}", auth=auth, timeout=30
+        )
+        assert written.status_code == 204, written.text
+        yield server
+    finally:
+        server.stop()
+
+
+def secured_source(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, password: str, fmt: Format
+) -> InfluxQLSource:
+    monkeypatch.setenv("ROLLUP_TEST_INFLUX_PASSWORD", password)
+    connection = InfluxConnection(
+        url=server.url, username="admin", password_env="ROLLUP_TEST_INFLUX_PASSWORD"
+    )
+    return InfluxQLSource(connection, format=fmt, attempts=1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_right_password_reads(
+    secured_influxd: RunningServer, monkeypatch: pytest.MonkeyPatch, fmt: Format
+) -> None:
+    source = secured_source(secured_influxd, monkeypatch, ADMIN_PASSWORD, fmt)
+    assert rows_of(source.read(SourceQuery("secure", "m", ("v",), T0, T0 + S)), ("v",)) == [
+        ((("h", "a"),), T0, (1,))
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_wrong_password_says_authorization_failed_without_the_password(
+    secured_influxd: RunningServer, monkeypatch: pytest.MonkeyPatch, fmt: Format
+) -> None:
+    wrong = "not-the-Pa55word"
+    source = secured_source(secured_influxd, monkeypatch, wrong, fmt)
+    with pytest.raises(SourceError) as caught:
+        list(source.read(SourceQuery("secure", "m", ("v",), T0, T0 + S)))
+    message = str(caught.value)
+    assert "HTTP 401" in message
+    assert "authorization failed" in message
+    assert wrong not in message
+    assert ADMIN_PASSWORD not in message
+
+
+def test_missing_credentials_are_refused(secured_influxd: RunningServer) -> None:
+    source = source_for(secured_influxd.url)
+    with pytest.raises(SourceError, match="HTTP 401: unable to parse authentication credentials"):
+        list(source.read(SourceQuery("secure", "m", ("v",), T0, T0 + S)))
