@@ -6,7 +6,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,20 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def known_keys(models: Iterable[type[BaseModel]]) -> set[str]:
-    keys: set[str] = set()
-    for model in models:
+Vocabulary = Mapping[str, list[str]]
+"""Every key a file may hold → the sections where it belongs (for hints on misplaced keys)."""
+
+
+def known_keys(sections: Mapping[str, type[BaseModel]]) -> dict[str, list[str]]:
+    """The keys of each section's model, e.g. ``{"top level": JobSpec, "[window]": WindowSpec}``."""
+    keys: dict[str, list[str]] = {}
+    for section, model in sections.items():
         for name, info in model.model_fields.items():
-            keys.add(info.alias or name)
+            keys.setdefault(info.alias or name, []).append(section)
     return keys
 
 
-def describe_errors(error: ValidationError, vocabulary: set[str] | None = None) -> list[str]:
+def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None) -> list[str]:
     """``key.path: reason`` for each problem pydantic found."""
     lines = []
     for item in error.errors():
@@ -69,10 +74,14 @@ def describe_errors(error: ValidationError, vocabulary: set[str] | None = None) 
         message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if kind == "extra_forbidden":
             key = str(item["loc"][-1]) if item["loc"] else location
+            vocabulary = vocabulary or {}
             message = f"unknown key {key!r}"
-            close = difflib.get_close_matches(key, sorted(vocabulary or ()), n=1)
-            if close:
-                message += f" (did you mean {close[0]!r}?)"
+            if key in vocabulary:
+                message += f" here: it belongs in {' or '.join(vocabulary[key])}"
+            else:
+                close = difflib.get_close_matches(key, sorted(vocabulary), n=1)
+                if close:
+                    message += f" (did you mean {close[0]!r}?)"
         elif kind == "missing":
             message = "required key is missing"
         elif kind in ("literal_error", "enum") or kind.endswith("_type") or kind.endswith("_parsing"):
@@ -81,7 +90,9 @@ def describe_errors(error: ValidationError, vocabulary: set[str] | None = None) 
     return lines
 
 
-def config_error(path: Path | str, error: ValidationError, vocabulary: set[str] | None = None) -> ConfigError:
+def config_error(
+    path: Path | str, error: ValidationError, vocabulary: Vocabulary | None = None
+) -> ConfigError:
     problems = describe_errors(error, vocabulary)
     if len(problems) == 1:
         return ConfigError(f"{path}: {problems[0]}")

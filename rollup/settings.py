@@ -58,4 +58,6 @@ def load_settings(config: Path | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         where = f"{path} (or ROLLUP_ environment)" if data else "ROLLUP_ environment"
-        raise config_error(where, exc, known_keys([Settings, SourceProfile])) from None
+        raise config_error(
+            where, exc, known_keys({"the top level": Settings, "[sources.NAME]": SourceProfile})
+        ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
 import httpx
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.table import Table
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
     return "" if value is None else str(value)
 
 
@@ -40,7 +41,7 @@ def main() -> None:
         for values in s["values"]:
             stamp = dt.datetime.fromtimestamp(values[0], dt.UTC).strftime("%Y-%m-%d %H:%M")
             table.add_row(*(tags.get(t, "") for t in tag_names), stamp, *(_cell(v) for v in values[1:]))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,16 @@ from rollup.config import config_error, known_keys, read_toml
 from rollup.errors import ConfigError
 from rollup.jobs.spec import FieldSpec, JobSpec, OutputSpec, SourceSpec, TagCondition, WindowSpec
 
-_VOCABULARY = known_keys([JobSpec, SourceSpec, WindowSpec, FieldSpec, OutputSpec, TagCondition])
+_VOCABULARY = known_keys(
+    {
+        "the top level (before any [section])": JobSpec,
+        "[source]": SourceSpec,
+        "[window]": WindowSpec,
+        "[fields.NAME]": FieldSpec,
+        "[output]": OutputSpec,
+        "a where condition": TagCondition,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def load_sink_profile(path: Path) -> BaseModel:
     try:
         return model(**data)
     except ValidationError as exc:
-        raise config_error(path, exc, known_keys([model])) from None
+        raise config_error(path, exc, known_keys({"the profile": model})) from None
 
 
 def load_sink_profiles(directory: Path) -> dict[str, BaseModel]:

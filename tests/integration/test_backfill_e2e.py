@@ -33,7 +33,6 @@ def counter_job(
     lookback: str = "1h",
     timestamp: str = "start",
     timezone: str = "UTC",
-    group_by: str = "",
 ) -> None:
     workspace.job(
         name,
@@ -47,7 +46,6 @@ def counter_job(
         every = "1d"
         timezone = "{timezone}"
         lookback = "{lookback}"
-        {group_by}
 
         [fields.octets]
         on_decrease = "{on_decrease}"
@@ -196,7 +194,9 @@ def test_local_days_follow_the_time_zone_and_a_dst_day_lasts_23_hours(
 
 
 def test_rerunning_a_backfill_rewrites_the_same_points(workspace: Workspace, influx: InfluxHelper) -> None:
-    influx.write([f"ifc,host=h{h} octets={i * 60}i {(DAY1 + i * 60) * S}" for h in range(3) for i in range(100)])
+    influx.write(
+        [f"ifc,host=h{h} octets={i * 60}i {(DAY1 + i * 60) * S}" for h in range(3) for i in range(100)]
+    )
     counter_job(workspace)
     for _ in range(2):
         assert workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03").code == 0
@@ -210,13 +210,31 @@ def test_preview_computes_without_writing_and_exports_csv(workspace: Workspace, 
     counter_job(workspace, aggregates='["mean"]')
     out = workspace.root / "preview.csv"
     result = workspace.run(
-        "preview", "bw", "--start", "2026-11-02", "--end", "2026-11-03", "--format", "csv", "--output", str(out)
+        "preview",
+        "bw",
+        "--start",
+        "2026-11-02",
+        "--end",
+        "2026-11-03",
+        "--format",
+        "csv",
+        "--output",
+        str(out),
     )
     assert result.code == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "window_start,window_end,host,octets_mean"
     assert lines[1] == "2026-11-02T00:00:00+00:00,2026-11-03T00:00:00+00:00,v,2.0"
     assert influx.query("SHOW MEASUREMENTS", database=workspace.out_database) == []
+
+
+def test_misplaced_key_is_reported_with_the_section_it_belongs_in(workspace: Workspace) -> None:
+    counter_job(workspace)
+    path = workspace.root / "jobs" / "bw.toml"
+    path.write_text(path.read_text().replace('lookback = "1h"', 'lookback = "1h"\ngroup_by = ["host"]'))
+    result = workspace.run("jobs", "validate")
+    assert result.code == 2
+    assert "window.group_by: unknown key 'group_by' here: it belongs in the top level" in result.stderr
 
 
 def test_invalid_job_file_is_reported_with_file_key_and_reason(workspace: Workspace) -> None:
