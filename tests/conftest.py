@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from tests.servers import RunningServer, start_influxd
+from rollup.ledger import open_ledger
+from rollup.ledger.base import Ledger
+from tests.servers import RunningServer, start_influxd, start_postgres
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,3 +95,55 @@ def influx(influxd: RunningServer) -> InfluxHelper:
     helper.create_database(name)
     helper.create_database(f"{name}_out")
     return helper
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[RunningServer]:
+    """A real PostgreSQL on 127.0.0.1 (password auth), shared by the session."""
+    server = start_postgres()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+PASSWORD_VARIABLE = "ROLLUP_TEST_LEDGER_PASSWORD"
+
+
+@dataclass(frozen=True)
+class LedgerTarget:
+    """A fresh, empty ledger location on one backend."""
+
+    backend: str
+    url: str
+    password: str | None = None
+
+    def open(self) -> Ledger:
+        return open_ledger(SecretStr(self.url), None if self.password is None else SecretStr(self.password))
+
+    def env(self) -> dict[str, str]:
+        """Environment for a `python -m rollup` subprocess using this ledger."""
+        env = {"ROLLUP_LEDGER": self.url, "ROLLUP_LEDGER_LEASE": "2s"}
+        if self.password is not None:
+            env.update({"ROLLUP_LEDGER_PASSWORD_ENV": PASSWORD_VARIABLE, PASSWORD_VARIABLE: self.password})
+        return env
+
+
+_ledger_counter = itertools.count()
+
+
+def new_postgres_database(server: RunningServer) -> str:
+    import psycopg
+
+    name = f"ledger{next(_ledger_counter)}"
+    with psycopg.connect(f"{server.url}/postgres", password=server.password, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return f"{server.url}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerTarget:
+    """Each test using it runs once per ledger backend, on a fresh ledger."""
+    if request.param == "sqlite":
+        return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger' / 'ledger.sqlite'}")
+    server: RunningServer = request.getfixturevalue("postgres")
+    return LedgerTarget("postgresql", new_postgres_database(server), server.password)

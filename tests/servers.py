@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +30,8 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     directory: Path
     log: Path
+    stop_signal: signal.Signals = signal.SIGTERM
+    password: str = field(default="", repr=False)
 
     @property
     def pid(self) -> int:
@@ -34,7 +39,7 @@ class RunningServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, self.stop_signal)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -120,3 +125,83 @@ def start_influxd(directory: Path, port: int | None = None, auth: bool = False) 
     server = RunningServer("influxd", f"http://127.0.0.1:{port}", process, directory, log)
     _wait_ready(server, "/ping")
     return server
+
+
+POSTGRES_USER = "rollup"
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    binary = shutil.which("postgres")
+    if binary is None:
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `apt-get install -y postgresql` (scripts/install-deps.sh)"
+        )
+    return Path(binary).parent
+
+
+def start_postgres(port: int | None = None) -> RunningServer:
+    """Start Debian's PostgreSQL on 127.0.0.1 in a fresh data directory (password auth).
+
+    PostgreSQL refuses to run as root: as root, the server runs as ``nobody`` in a directory it
+    owns under the system temp dir (pytest's own temp dirs are closed to other users). Stop it
+    with ``stop()`` (SIGINT: fast shutdown) and remove ``directory`` afterwards.
+    """
+    binaries = _postgres_bin()
+    port = port or free_port()
+    directory = Path(tempfile.mkdtemp(prefix="rollup-postgres-"))
+    user = group = None
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        user, group = nobody.pw_uid, nobody.pw_gid
+        os.chown(directory, user, group)
+    password = f"pw-{os.urandom(6).hex()}"
+    password_file = directory / "password"
+    password_file.write_text(password + "\n")
+    if user is not None and group is not None:
+        os.chown(password_file, user, group)
+    data = directory / "data"
+    initdb = subprocess.run(
+        [
+            str(binaries / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=scram-sha-256",
+            f"--pwfile={password_file}", "-E", "UTF8", "--no-sync", "--no-instructions",
+        ],
+        cwd=directory, capture_output=True, text=True, check=False, user=user, group=group,
+    )  # fmt: skip
+    if initdb.returncode != 0:
+        raise RuntimeError(f"initdb failed: {initdb.stderr[-2000:]}")
+    log = directory / "postgres.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory),
+                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "max_connections=100",
+            ],
+            cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, user=user,
+            group=group,
+        )  # fmt: skip
+    server = RunningServer(
+        "postgres", f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}", process, directory, log,
+        stop_signal=signal.SIGINT, password=password,
+    )  # fmt: skip
+    _wait_postgres(server, binaries)
+    return server
+
+
+def _wait_postgres(server: RunningServer, binaries: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    port = server.url.rsplit(":", 1)[1]
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"postgres exited early:\n{server.log_tail()}")
+        ready = subprocess.run(
+            [str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", port, "-q"], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"postgres did not become ready within {timeout}s:\n{server.log_tail()}")

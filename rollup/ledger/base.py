@@ -1,0 +1,177 @@
+"""The window ledger: what every backend stores and offers.
+
+One row per job and window (keyed by the window start): its status, how often it was attempted,
+the last error, points read, rows written, when it started and finished. A window is *claimed*
+before it runs: the claim checks again, atomically, that the row is still in the state the
+planner saw (compare-and-set on status and attempts), so two processes never run a window twice.
+A claim is a lease: the owner renews it while it works; once it has expired (the owner died), the
+window is owed again.
+
+Per job the ledger also keeps the *horizon* (the oldest window start still owed at the last
+pass) and a counter of windows that fell out of the buffer retention without ever being done.
+
+Instants are integer nanoseconds since the Unix epoch, given by the caller: the ledger has no
+clock of its own, so a pass with a fixed ``now`` (tests, dry runs) is consistent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from rollup.core.windows import Window
+
+Status = Literal["running", "done", "failed", "unrecoverable"]
+STATUSES: tuple[Status, ...] = ("running", "done", "failed", "unrecoverable")
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A window's row as the planner saw it; a claim succeeds only if the row still matches."""
+
+    status: Status
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One window's row."""
+
+    window: Window
+    status: Status
+    attempts: int
+    """Runs started (each claim counts one)."""
+    failures: int
+    """Failed runs since the last success (drives the retry backoff)."""
+    error: str | None
+    """The last error seen, kept after a later success."""
+    points: int
+    rows: int
+    started: int | None
+    finished: int | None
+    duration: float | None
+    """Seconds the last run took."""
+    owner: str | None
+    lease_until: int | None
+
+    @property
+    def seen(self) -> Seen:
+        return Seen(self.status, self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A job's rows whose window starts in a range, shaped for the planner.
+
+    Done windows come as sorted arrays (there may be hundreds of thousands of short ones);
+    every other row as a record.
+    """
+
+    done_starts: np.ndarray
+    done_ends: np.ndarray
+    done_attempts: np.ndarray
+    pending: dict[int, Record]
+    """Rows that are not done, by window start."""
+
+    @staticmethod
+    def empty() -> Snapshot:
+        nothing = np.zeros(0, dtype=np.int64)
+        return Snapshot(nothing, nothing, nothing, {})
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The result of one window's run, to record."""
+
+    window: Window
+    error: str | None
+    points: int
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    horizon: int | None
+    """The oldest window start that was still owed at the last pass (None: no pass yet)."""
+    unrecoverable: int
+    """Windows that fell out of the buffer retention without being done (a counter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    counts: dict[Status, int]
+    last_failure: Record | None
+    """The failed or unrecoverable window that finished last (with its error)."""
+
+
+class Ledger(ABC):
+    """Where window state lives. Backends: SQLite (embedded) and PostgreSQL (several replicas).
+
+    Every method raises LedgerError when the store cannot be read or written. Methods may be
+    called from several threads (a heartbeat renews leases while the main thread works).
+    """
+
+    location: str
+    """Where the ledger is, for messages (never holds a password)."""
+
+    @abstractmethod
+    def snapshot(self, job: str, start: int, end: int) -> Snapshot:
+        """The rows of ``job`` whose window starts in ``[start, end)``."""
+
+    @abstractmethod
+    def records(
+        self, job: str, start: int, end: int, statuses: Sequence[Status] | None = None
+    ) -> list[Record]:
+        """Full rows of ``job`` with window start in ``[start, end)``, oldest first."""
+
+    @abstractmethod
+    def claim(
+        self, job: str, wanted: Sequence[tuple[Window, Seen | None]], owner: str, now: int, lease_ns: int
+    ) -> list[Window]:
+        """Atomically mark as running (owned by ``owner`` until ``now + lease_ns``) every wanted
+        window whose row is still as seen (None: no row), or running with an expired lease.
+
+        Returns the windows claimed, oldest first; the others belong to someone else now.
+        """
+
+    @abstractmethod
+    def renew(self, job: str, windows: Sequence[Window], owner: str, now: int, lease_ns: int) -> int:
+        """Extend the lease of ``owner``'s running windows; return how many are still held."""
+
+    @abstractmethod
+    def finish(self, job: str, results: Sequence[Finished], owner: str, now: int) -> list[Window]:
+        """Record done (no error) or failed for windows ``owner`` holds; return those recorded.
+
+        A window whose claim was taken over (lease expired) is not recorded.
+        """
+
+    @abstractmethod
+    def job_state(self, job: str) -> JobState: ...
+
+    @abstractmethod
+    def advance_horizon(self, job: str, seen: int | None, horizon: int, lost: int, lost_from: int) -> bool:
+        """Move ``job``'s horizon from ``seen`` to ``horizon``, add ``lost`` to its unrecoverable
+        counter and mark rows in ``[lost_from, horizon)`` that are not done as unrecoverable.
+
+        Returns False (and changes nothing) when another process moved the horizon first.
+        """
+
+    @abstractmethod
+    def summary(self, job: str) -> Summary: ...
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
