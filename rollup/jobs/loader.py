@@ -10,7 +10,15 @@ from pydantic import ValidationError
 
 from rollup.config import config_error, known_keys, read_toml
 from rollup.errors import ConfigError
-from rollup.jobs.spec import FieldSpec, JobSpec, OutputSpec, SourceSpec, TagCondition, WindowSpec
+from rollup.jobs.spec import (
+    FieldSpec,
+    JobSpec,
+    OutputSpec,
+    ScheduleSpec,
+    SourceSpec,
+    TagCondition,
+    WindowSpec,
+)
 
 _VOCABULARY = known_keys(
     {
@@ -19,6 +27,7 @@ _VOCABULARY = known_keys(
         "[window]": WindowSpec,
         "[fields.NAME]": FieldSpec,
         "[output]": OutputSpec,
+        "[schedule]": ScheduleSpec,
         "a where condition": TagCondition,
     }
 )

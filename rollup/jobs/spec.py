@@ -146,6 +146,31 @@ class FieldSpec(_Strict):
         return self
 
 
+class ScheduleSpec(_Strict):
+    """Which windows a pass owes and how failures are retried (``[schedule]``)."""
+
+    buffer_retention: str | None = Field(
+        default=None, description="Overrides the source profile's retention for this job"
+    )
+    recompute: int = Field(default=0, ge=0, description="Re-run the last N closed windows in every pass")
+    max_windows_per_pass: int = Field(default=1000, ge=1)
+    retry_backoff: str = "1m"
+    retry_backoff_max: str = "1h"
+
+    @field_validator("buffer_retention", "retry_backoff", "retry_backoff_max")
+    @classmethod
+    def _positive(cls, value: str | None) -> str | None:
+        if value is not None and parse_fixed_duration(value) <= 0:
+            raise ValueError("must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> ScheduleSpec:
+        if parse_fixed_duration(self.retry_backoff_max) < parse_fixed_duration(self.retry_backoff):
+            raise ValueError("retry_backoff_max must not be shorter than retry_backoff")
+        return self
+
+
 class OutputSpec(_Strict):
     measurement: str = Field(description="InfluxDB measurement / Elasticsearch index base name")
     sinks: list[str] = Field(min_length=1, description="Names of sink profiles (files in sinks/)")
@@ -164,6 +189,7 @@ class JobSpec(_Strict):
     group_by: list[str] | None = None
     fields: dict[str, FieldSpec] = Field(min_length=1)
     output: OutputSpec
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
 
     @field_validator("name")
     @classmethod
