@@ -15,7 +15,8 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,14 @@ from rich.table import Table
 from rollup.core.pipeline import OutputRow
 from rollup.core.windows import Window, format_instant, load_zone
 from rollup.errors import ConfigError, RollupError
+from rollup.jobs.clock import Clock
 from rollup.jobs.instants import parse_instant
+from rollup.jobs.passes import PassReport, run_pass
+from rollup.jobs.planner import RangePlan, plan_range, require_owed_range
 from rollup.jobs.runner import JobRunner, WindowOutcome
 from rollup.jobs.spec import JobSpec
+from rollup.jobs.status import JobStatus, job_status
+from rollup.jobs.tracked import Skipped, TrackedRunner
 from rollup.jobs.workspace import Workspace
 from rollup.logs import setup_logging
 from rollup.redact import redact
@@ -160,8 +166,7 @@ def jobs_validate(state: _State) -> None:
 # -- time ranges ------------------------------------------------------------------------------
 
 
-def _range(job: JobSpec, start: str, end: str) -> list[Window]:
-    now = time.time_ns()
+def _bounds(job: JobSpec, start: str, end: str, now: int) -> tuple[int, int]:
     try:
         first = parse_instant(start, job.window.timezone, now)
         last = parse_instant(end, job.window.timezone, now)
@@ -169,7 +174,20 @@ def _range(job: JobSpec, start: str, end: str) -> list[Window]:
         raise ConfigError(str(exc)) from None
     if last <= first:
         raise ConfigError(f"--end ({end}) must be after --start ({start})")
-    return job.grid.windows(first, last)
+    return first, last
+
+
+def _range(job: JobSpec, start: str, end: str) -> list[Window]:
+    return job.grid.windows(*_bounds(job, start, end, time.time_ns()))
+
+
+def _clock(now: str | None) -> Clock:
+    if now is None:
+        return Clock()
+    try:
+        return Clock(parse_instant(now, "UTC", time.time_ns()))
+    except ValueError as exc:
+        raise ConfigError(f"--now: {exc}") from None
 
 
 def _local(job: JobSpec, ns: int) -> str:
@@ -182,6 +200,13 @@ _start_option = click.option(
     help="First instant: 2026-11-01 (local midnight), 2026-11-01T06:00Z, now-2d, yesterday.",
 )
 _end_option = click.option("--end", required=True, help="End instant (exclusive), same forms as --start.")
+_now_option = click.option(
+    "--now",
+    envvar="ROLLUP_NOW",
+    metavar="TIME",
+    help="Act as if the clock read TIME (2026-11-03T00:15Z; a date or time without zone is UTC), "
+    "for dry runs and tests. Env: ROLLUP_NOW.",
+)
 
 
 # -- preview ----------------------------------------------------------------------------------
@@ -293,42 +318,95 @@ def _render(job: JobSpec, rows: Sequence[OutputRow], columns: list[str], fmt: st
 @click.argument("job_name", metavar="JOB")
 @_start_option
 @_end_option
-@click.option("--dry-run", is_flag=True, help="List the windows that would run, run nothing.")
+@click.option("--force", is_flag=True, help="Also re-run windows the ledger holds as done.")
+@click.option("--dry-run", is_flag=True, help="List the windows that would run (and which are done).")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
 )
+@_now_option
 @click.pass_obj
 def backfill(
-    state: _State, job_name: str, start: str, end: str, dry_run: bool, progress: bool | None
+    state: _State,
+    job_name: str,
+    start: str,
+    end: str,
+    force: bool,
+    dry_run: bool,
+    progress: bool | None,
+    now: str | None,
 ) -> None:
-    """Compute and write every closed window of a job in a time range.
+    """Compute and write every closed window of a job in a time range, through the ledger.
 
-    Windows that are not closed yet (end + delay still in the future) are skipped.
+    Windows the ledger holds as done are skipped unless --force, so a second call continues
+    where an interrupted one stopped. Windows not closed yet (end + delay in the future), older
+    than the buffer retention, or being run by another process are skipped too.
     """
 
     def action() -> int:
         workspace = state.workspace()
         job = workspace.job(job_name)
-        windows = _range(job, start, end)
-        now = time.time_ns()
-        closed = [w for w in windows if w.end + job.window.delay_ns <= now]
-        if len(closed) < len(windows):
-            stderr.print(f"skipping {len(windows) - len(closed)} window(s) not closed yet")
-        if dry_run:
-            for window in closed:
-                stdout.print(f"{_local(job, window.start)}  →  {_local(job, window.end)}")
-            stdout.print(f"{len(closed)} window(s) would run")
-            return EXIT_OK
-        runner = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
-        show = sys.stderr.isatty() if progress is None else progress
-        outcomes = _run_with_progress(job, runner, closed, show)
-        return _summarize(job, outcomes)
+        clock = _clock(now)
+        first, last = _bounds(job, start, end, clock.now())
+        policy = workspace.policy_for(job)
+        with ExitStack() as stack:
+            ledger = stack.enter_context(workspace.ledger())
+            edges = job.grid.boundaries(first, last)
+            snapshot = ledger.snapshot(job.name, int(edges[0]), int(edges[-1]))
+            plan = plan_range(job.grid, policy, snapshot, clock.now(), first, last, force)
+            _explain_skips(plan)
+            if dry_run:
+                _print_range_plan(job, plan)
+                return EXIT_OK
+            runner = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
+            stack.callback(_close, runner)
+            tracked = TrackedRunner(runner, ledger, clock, workspace.settings.ledger_lease_ns)
+            show = sys.stderr.isatty() if progress is None else progress
+            outcomes = _run_with_progress(job, tracked.run(plan.due), len(plan.due), show)
+            return _summarize(job, outcomes)
 
     _guarded(action)
 
 
+def _close(runner: JobRunner) -> None:
+    for sink in runner.sinks:
+        sink.close()
+    runner.source.close()
+
+
+def _explain_skips(plan: RangePlan) -> None:
+    if plan.not_closed:
+        stderr.print(f"skipping {plan.not_closed} window(s) not closed yet")
+    if plan.too_old:
+        stderr.print(
+            f"skipping {len(plan.too_old)} window(s) older than the buffer retention: their raw data is gone"
+        )
+    if plan.running:
+        stderr.print(f"skipping {len(plan.running)} window(s) another process is running")
+    if plan.done:
+        stderr.print(f"skipping {len(plan.done)} window(s) already done (--force re-runs them)")
+
+
+_DUE_LABELS = {
+    "missing": "run",
+    "failed": "run (failed before)",
+    "expired": "run (its last run was cut short)",
+    "recompute": "run (recompute)",
+    "forced": "run (done before; --force)",
+}
+
+
+def _print_range_plan(job: JobSpec, plan: RangePlan) -> None:
+    rows = [(d.window, _DUE_LABELS[d.reason]) for d in plan.due]
+    rows += [(w, "done, skipped") for w in plan.done]
+    rows += [(w, "running elsewhere, skipped") for w in plan.running]
+    rows += [(w, "older than the buffer retention, skipped") for w in plan.too_old]
+    for window, label in sorted(rows, key=lambda row: row[0].start):
+        stdout.print(f"{_local(job, window.start)}  →  {_local(job, window.end)}  {label}", highlight=False)
+    stdout.print(f"{len(plan.due)} window(s) would run, {len(plan.done)} already done")
+
+
 def _run_with_progress(
-    job: JobSpec, runner: JobRunner, windows: Sequence[Window], show: bool
+    job: JobSpec, items: Iterable[WindowOutcome | Skipped], total: int, show: bool
 ) -> list[WindowOutcome]:
     outcomes: list[WindowOutcome] = []
     started = time.monotonic()
@@ -341,14 +419,18 @@ def _run_with_progress(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=stderr, disable=not show, transient=False) as bar:
-        task = bar.add_task(job.name, total=len(windows), rate="")
+        task = bar.add_task(job.name, total=total, rate="")
         points = 0
-        for outcome in runner.run(windows):
-            outcomes.append(outcome)
-            points += outcome.points
+        for item in items:
+            if isinstance(item, Skipped):
+                bar.update(task, advance=1)
+                stderr.print(f"skipped {_local(job, item.window.start)}: another process claimed it")
+                continue
+            outcomes.append(item)
+            points += item.points
             elapsed = max(time.monotonic() - started, 1e-9)
             bar.update(task, advance=1, rate=f"{points / elapsed:,.0f} points/s")
-            _log_outcome(job, outcome, show)
+            _log_outcome(job, item, show)
     return outcomes
 
 
@@ -378,3 +460,152 @@ def _summarize(job: JobSpec, outcomes: Sequence[WindowOutcome]) -> int:
     for outcome in failed[:5]:
         stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {redact(outcome.error or '')}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.argument("job_names", nargs=-1, metavar="[JOB]...")
+@_now_option
+@click.pass_obj
+def run_command(state: _State, job_names: tuple[str, ...], now: str | None) -> None:
+    """Run every window owed by every enabled job (or by the named jobs) once, then exit.
+
+    Owed: closed windows since the job's start (or the buffer retention) not done yet, failed
+    windows whose retry backoff has passed, windows whose claim expired, and the last
+    [schedule] recompute windows; oldest first, at most [schedule] max_windows_per_pass per job.
+    For a cron job or a Kubernetes CronJob: exit 0 if every window run succeeded (or nothing
+    was owed), 1 if any failed (it stays owed), 2 if the configuration is invalid.
+    """
+
+    def action() -> int:
+        workspace = state.workspace()
+        jobs = [workspace.job(n) for n in job_names] or [j for j in workspace.jobs if j.enabled]
+        clock = _clock(now)
+        policies = {job.name: workspace.policy_for(job) for job in jobs}
+        for job in jobs:
+            require_owed_range(job, policies[job.name])
+        logger = logging.getLogger("rollup.run")
+        failures = 0
+        with ExitStack() as stack:
+            runners = {}
+            for job in jobs:
+                runners[job.name] = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
+                stack.callback(_close, runners[job.name])
+            ledger = stack.enter_context(workspace.ledger())
+            for job in jobs:
+                try:
+                    report = run_pass(
+                        job,
+                        policies[job.name],
+                        runners[job.name],
+                        ledger,
+                        clock,
+                        workspace.settings.ledger_lease_ns,
+                    )
+                except RollupError as exc:
+                    failures += 1
+                    logger.error("pass failed: %s", exc, extra={"job": job.name, "event": "pass_failed"})
+                    continue
+                except Exception:  # one job's bug must not stop the others
+                    failures += 1
+                    logger.exception("pass failed", extra={"job": job.name, "event": "pass_failed"})
+                    continue
+                failures += len(report.failed)
+                _log_pass(job, report, logger)
+        return EXIT_FAILED if failures else EXIT_OK
+
+    _guarded(action)
+
+
+def _log_pass(job: JobSpec, report: PassReport, logger: logging.Logger) -> None:
+    for outcome in report.failed:
+        logger.error(
+            "window failed: %s",
+            outcome.error,
+            extra={"job": job.name, "window": _local(job, outcome.window.start), "event": "window_failed"},
+        )
+    done = len(report.outcomes) - len(report.failed)
+    left = report.plan.owed - len([d for d in report.plan.due if d.reason != "recompute"])
+    parts = [f"{done} window(s) done", f"{len(report.failed)} failed"]
+    if report.skipped:
+        parts.append(f"{report.skipped} skipped (another process claimed them)")
+    if left > 0:
+        parts.append(f"{left} still owed (max_windows_per_pass)")
+    if report.plan.waiting:
+        parts.append(f"{report.plan.waiting} failed window(s) waiting to retry")
+    logger.info(
+        "pass: %s",
+        ", ".join(parts),
+        extra={
+            "job": job.name,
+            "event": "pass_done",
+            "points": sum(o.points for o in report.outcomes),
+            "rows": sum(o.rows for o in report.outcomes),
+        },
+    )
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("job_names", nargs=-1, metavar="[JOB]...")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job, in a list.")
+@_now_option
+@click.pass_obj
+def status(state: _State, job_names: tuple[str, ...], as_json: bool, now: str | None) -> None:
+    """Show, per job, how many windows are done, failed, owed and unrecoverable.
+
+    owed: closed windows not done yet (failed ones included); unrecoverable: windows that fell
+    out of the buffer retention without ever being done.
+    """
+
+    def action() -> int:
+        workspace = state.workspace()
+        jobs = [workspace.job(n) for n in job_names] or workspace.jobs
+        clock = _clock(now)
+        with workspace.ledger() as ledger:
+            found = [job_status(job, workspace.policy_for(job), ledger, clock.now()) for job in jobs]
+        if as_json:
+            sys.stdout.write(orjson.dumps([s.as_json() for s in found], option=orjson.OPT_INDENT_2).decode())
+            sys.stdout.write("\n")
+        else:
+            _print_status(found)
+        return EXIT_OK
+
+    _guarded(action)
+
+
+def _print_status(found: Sequence[JobStatus]) -> None:
+    table = Table(
+        "job",
+        "done",
+        "running",
+        "failed",
+        "owed",
+        "unrecoverable",
+        "oldest owed",
+        "last error",
+        title="windows per job",
+    )
+    for entry in found:
+        failure = entry.last_failure
+        last_error = ""
+        if failure is not None:
+            text = redact(failure.error or "")
+            last_error = f"{_local(entry.job, failure.window.start)}: {text[:120]}"
+        table.add_row(
+            entry.job.name + ("" if entry.job.enabled else " (disabled)"),
+            str(entry.done),
+            str(entry.running),
+            str(entry.failed) + (f" ({entry.waiting} waiting)" if entry.waiting else ""),
+            "?" if entry.owed is None else str(entry.owed),
+            str(entry.unrecoverable),
+            "" if entry.oldest_owed is None else _local(entry.job, entry.oldest_owed.start),
+            last_error,
+        )
+    stdout.print(table)
+    if any(entry.owed is None for entry in found):
+        stdout.print("?: the job sets neither start nor a buffer retention, so what it owes is unknown")

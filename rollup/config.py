@@ -38,12 +38,12 @@ def expand_variables(value: Any, path: Path) -> Any:
     return value
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file with ``${NAME:-default}`` expanded in its string values."""
+def read_toml(path: Path, expand: bool = True) -> dict[str, Any]:
+    """A TOML file with ``${NAME:-default}`` expanded in its string values (unless ``expand`` is off)."""
     try:
         with path.open("rb") as handle:
-            data: dict[str, Any] = expand_variables(tomllib.load(handle), path)
-            return data
+            data: dict[str, Any] = tomllib.load(handle)
+            return expand_variables(data, path) if expand else data
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:

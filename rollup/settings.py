@@ -2,7 +2,10 @@
 ``ROLLUP_`` environment variables (nested keys with ``__``, e.g. ``ROLLUP_SOURCES__BUFFER__URL``).
 
 Relative paths are taken from the current working directory. Secrets are never values here:
-connection profiles name the environment variable or file that holds each one.
+connection profiles name the environment variable or file that holds each one. The one exception
+is ``ledger``: a PostgreSQL URL given in the environment (``ROLLUP_LEDGER``, e.g. from a
+Kubernetes secret) may carry a password; it is a ``SecretStr``, never logged, and refused when
+written literally in the settings file (use ``ledger_password_env`` or ``ledger_password_file``).
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rollup.config import config_error, known_keys, read_toml
-from rollup.influx import InfluxConnection
+from rollup.core.durations import parse_fixed_duration
+from rollup.errors import ConfigError
+from rollup.influx import InfluxConnection, read_secret
+from rollup.ledger import ledger_scheme
 
 DEFAULT_CONFIG = Path("config/rollup.toml")
+DEFAULT_LEDGER = "sqlite:state/ledger.sqlite"
 
 
 class SourceProfile(InfluxConnection):
@@ -25,16 +32,70 @@ class SourceProfile(InfluxConnection):
 
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
     format: Literal["json", "csv"] = "json"
+    retention: str | None = Field(
+        default=None,
+        description="How long the buffer keeps raw points; older windows are never owed",
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        if value is not None and parse_fixed_duration(value) <= 0:
+            raise ValueError("retention must be longer than zero")
+        return value
+
+    @property
+    def retention_ns(self) -> int | None:
+        return None if self.retention is None else parse_fixed_duration(self.retention)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROLLUP_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ROLLUP_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
+    )
 
     jobs_dir: Path = Path("jobs")
     sinks_dir: Path = Path("sinks")
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sources: dict[str, SourceProfile] = Field(default_factory=dict)
+    ledger: SecretStr = Field(
+        default=SecretStr(DEFAULT_LEDGER),
+        description="Where window state lives: sqlite:PATH or postgresql://USER@HOST:PORT/DB",
+    )
+    ledger_password_env: str | None = None
+    ledger_password_file: Path | None = None
+    ledger_lease: str = Field(
+        default="1m", description="A claimed window whose owner stopped renewing it is owed again after this"
+    )
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger(cls, value: SecretStr) -> SecretStr:
+        ledger_scheme(value.get_secret_value())
+        return value
+
+    @field_validator("ledger_lease")
+    @classmethod
+    def _lease(cls, value: str) -> str:
+        if parse_fixed_duration(value) < 1_000_000_000:
+            raise ValueError("ledger_lease must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Settings:
+        if self.ledger_password_env is not None and self.ledger_password_file is not None:
+            raise ValueError("give ledger_password_env or ledger_password_file, not both")
+        if (self.ledger_password_env or self.ledger_password_file) and _url_password(self.ledger):
+            raise ValueError("the ledger URL already holds a password: drop ledger_password_env/_file")
+        return self
+
+    @property
+    def ledger_lease_ns(self) -> int:
+        return parse_fixed_duration(self.ledger_lease)
+
+    def ledger_password(self) -> SecretStr | None:
+        return read_secret(self.ledger_password_env, self.ledger_password_file, "ledger password")
 
     @classmethod
     def settings_customise_sources(
@@ -54,6 +115,12 @@ def load_settings(config: Path | None = None) -> Settings:
     explicit = config is not None or "ROLLUP_CONFIG" in os.environ
     path = config or Path(os.environ.get("ROLLUP_CONFIG", str(DEFAULT_CONFIG)))
     data = read_toml(path) if explicit or path.exists() else {}
+    written = read_toml(path, expand=False).get("ledger") if data else None
+    if isinstance(written, str) and "${" not in written and _url_password(SecretStr(written)):
+        raise ConfigError(
+            f"{path}: ledger: a password cannot be written in the settings file: use "
+            "ledger_password_env or ledger_password_file (or pass the whole URL in ROLLUP_LEDGER)"
+        )
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -61,3 +128,12 @@ def load_settings(config: Path | None = None) -> Settings:
         raise config_error(
             where, exc, known_keys({"the top level": Settings, "[sources.NAME]": SourceProfile})
         ) from None
+
+
+def _url_password(url: SecretStr) -> bool:
+    """Whether a ledger URL holds a password (``scheme://user:password@host``)."""
+    text = url.get_secret_value()
+    if "://" not in text:
+        return False
+    authority = text.split("://", 1)[1].split("/", 1)[0]
+    return "@" in authority and ":" in authority.rsplit("@", 1)[0]

@@ -1,4 +1,4 @@
-"""Everything a command needs, built from settings: jobs, their source and their sinks."""
+"""Everything a command needs, built from settings: jobs, their source, sinks and policy, the ledger."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pydantic import BaseModel
 from rollup.core.spec import output_schema
 from rollup.errors import ConfigError
 from rollup.jobs.loader import JobFile, Known, find_job, load_jobs, scan_jobs
+from rollup.jobs.planner import Policy, policy_for
 from rollup.jobs.spec import JobSpec
+from rollup.ledger import open_ledger
+from rollup.ledger.base import Ledger
 from rollup.settings import Settings
 from rollup.sinks.base import OutputTarget, Sink
 from rollup.sinks.profiles import build_sink, load_sink_profiles
@@ -58,3 +61,11 @@ class Workspace:
     def sinks_for(self, job: JobSpec) -> list[Sink]:
         target = self.target_for(job)
         return [build_sink(name, self.sink_profiles[name], target) for name in job.output.sinks]
+
+    def policy_for(self, job: JobSpec) -> Policy:
+        profile = self.settings.sources.get(job.source.profile)
+        return policy_for(job, None if profile is None else profile.retention)
+
+    def ledger(self) -> Ledger:
+        """The ledger named by the settings, opened (and migrated); the caller closes it."""
+        return open_ledger(self.settings.ledger, self.settings.ledger_password())

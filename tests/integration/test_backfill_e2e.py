@@ -193,13 +193,21 @@ def test_local_days_follow_the_time_zone_and_a_dst_day_lasts_23_hours(
     assert point["octets_mean"] == pytest.approx(1.0)
 
 
-def test_rerunning_a_backfill_rewrites_the_same_points(workspace: Workspace, influx: InfluxHelper) -> None:
+def test_a_forced_rerun_of_a_backfill_rewrites_the_same_points(
+    workspace: Workspace, influx: InfluxHelper
+) -> None:
     influx.write(
         [f"ifc,host=h{h} octets={i * 60}i {(DAY1 + i * 60) * S}" for h in range(3) for i in range(100)]
     )
     counter_job(workspace)
-    for _ in range(2):
-        assert workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03").code == 0
+    first = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    assert first.code == 0, first.stderr
+    unforced = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    assert "skipping 1 window(s) already done (--force re-runs them)" in unforced.stderr
+    assert "bw: 0 window(s) done, 0 failed" in unforced.stderr
+    again = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03", "--force")
+    assert again.code == 0, again.stderr
+    assert "bw: 1 window(s) done, 0 failed; 300 points read, 3 rows written" in again.stderr
     points = influx.points("bw_daily", database=workspace.out_database)
     assert len(points) == 3
     assert {p["octets_mean"] for p in points} == {1.0}
@@ -255,5 +263,5 @@ def test_backfill_skips_windows_that_are_not_closed(workspace: Workspace, influx
     assert "invalid time 'now+0s'" in result.stderr
     result = workspace.run("backfill", "bw", "--start", "yesterday", "--end", "now", "--dry-run")
     assert result.code == 0, result.stderr
-    assert "1 window(s) would run" in result.stdout
+    assert "1 window(s) would run, 0 already done" in result.stdout
     assert "not closed yet" in result.stderr

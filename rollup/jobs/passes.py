@@ -1,0 +1,80 @@
+"""One pass of one job through the ledger: plan what is owed, report windows lost to the buffer
+retention (once), run the due windows. ``rollup run`` makes one pass per job; ``rollup serve``
+will make one per tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rollup.core.windows import format_instant, load_zone
+from rollup.jobs.clock import Clock
+from rollup.jobs.planner import Plan, Policy, plan, snapshot_bounds
+from rollup.jobs.runner import JobRunner, WindowOutcome
+from rollup.jobs.spec import JobSpec
+from rollup.jobs.tracked import Skipped, TrackedRunner
+from rollup.ledger.base import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassReport:
+    job: str
+    plan: Plan
+    outcomes: list[WindowOutcome] = field(default_factory=list)
+    skipped: int = 0
+    """Due windows another process claimed first."""
+
+    @property
+    def failed(self) -> list[WindowOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def plan_job(job: JobSpec, policy: Policy, ledger: Ledger, now: int) -> Plan:
+    """What a pass of ``job`` at ``now`` owes, from the ledger's current rows."""
+    horizon = ledger.job_state(job.name).horizon
+    low, high = snapshot_bounds(policy, horizon, now)
+    return plan(job.grid, policy, ledger.snapshot(job.name, low, high), horizon, now)
+
+
+def run_pass(
+    job: JobSpec,
+    policy: Policy,
+    runner: JobRunner,
+    ledger: Ledger,
+    clock: Clock,
+    lease_ns: int,
+    on_outcome: Callable[[WindowOutcome | Skipped], None] | None = None,
+) -> PassReport:
+    current = plan_job(job, policy, ledger, clock.now())
+    if current.horizon is not None:
+        lost = current.lost
+        moved = ledger.advance_horizon(
+            job.name,
+            current.previous_horizon,
+            current.horizon,
+            lost.count if lost else 0,
+            lost.since if lost else current.horizon,
+        )
+        if moved and lost is not None:
+            zone = load_zone(job.window.timezone)
+            log.warning(
+                "%d window(s) from %s to %s are older than the buffer retention and were never "
+                "done: they can no longer be computed",
+                lost.count,
+                format_instant(lost.first, zone),
+                format_instant(lost.last, zone),
+                extra={"job": job.name, "event": "windows_unrecoverable"},
+            )
+    report = PassReport(job.name, current)
+    for item in TrackedRunner(runner, ledger, clock, lease_ns).run(current.due):
+        if isinstance(item, Skipped):
+            report.skipped += 1
+        else:
+            report.outcomes.append(item)
+        if on_outcome is not None:
+            on_outcome(item)
+    return report
