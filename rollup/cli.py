@@ -23,6 +23,7 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -579,23 +580,18 @@ def status(state: _State, job_names: tuple[str, ...], as_json: bool, now: str | 
 
 
 def _print_status(found: Sequence[JobStatus]) -> None:
-    table = Table(
-        "job",
-        "done",
-        "running",
-        "failed",
-        "owed",
-        "unrecoverable",
-        "oldest owed",
-        "last error",
-        title="windows per job",
-    )
+    table = Table(title="windows per job")
+    table.add_column("job", overflow="fold")
+    for name in ("done", "running", "failed", "owed", "unrecoverable"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    table.add_column("oldest owed", overflow="fold")
+    table.add_column("last error", overflow="fold")
     for entry in found:
         failure = entry.last_failure
         last_error = ""
         if failure is not None:
             text = redact(failure.error or "")
-            last_error = f"{_local(entry.job, failure.window.start)}: {text[:120]}"
+            last_error = f"{_short(entry.job, failure.window.start)}: {text[:200]}"
         table.add_row(
             entry.job.name + ("" if entry.job.enabled else " (disabled)"),
             str(entry.done),
@@ -603,9 +599,18 @@ def _print_status(found: Sequence[JobStatus]) -> None:
             str(entry.failed) + (f" ({entry.waiting} waiting)" if entry.waiting else ""),
             "?" if entry.owed is None else str(entry.owed),
             str(entry.unrecoverable),
-            "" if entry.oldest_owed is None else _local(entry.job, entry.oldest_owed.start),
+            "" if entry.oldest_owed is None else _short(entry.job, entry.oldest_owed.start),
             last_error,
         )
-    stdout.print(table)
+    if sys.stdout.isatty():
+        stdout.print(table)
+    else:  # piped or logged: never fold a line
+        wide = Measurement.get(stdout, stdout.options.update_width(1000), table).maximum
+        Console(width=max(80, wide)).print(table)
     if any(entry.owed is None for entry in found):
         stdout.print("?: the job sets neither start nor a buffer retention, so what it owes is unknown")
+
+
+def _short(job: JobSpec, ns: int) -> str:
+    """``2026-11-02 00:00`` in the job's time zone (tables; JSON has the full ISO form)."""
+    return _local(job, ns)[:16].replace("T", " ")

@@ -9,6 +9,7 @@ ROLLUP_SKIP_POSTGRES=1 scripts/install-deps.sh
 
 DEMO=.demo
 rm -rf "$DEMO" && mkdir -p "$DEMO/influxd"
+export ROLLUP_LEDGER="sqlite:$DEMO/ledger.sqlite"  # a fresh ledger for the fresh InfluxDB
 PORT="${DEMO_PORT:-$(.venv/bin/python -c 'from tests.servers import free_port; print(free_port())')}"
 export ROLLUP_INFLUX_URL="http://127.0.0.1:$PORT"
 
@@ -44,6 +45,7 @@ NEXT=$(.venv/bin/python -c "import datetime as d; print(d.date.fromisoformat('$D
 for job in interface-daily device-traffic-3h sensors-3h; do
   .venv/bin/rollup backfill "$job" --start "$DAY" --end "$NEXT"
 done
+.venv/bin/rollup status interface-daily device-traffic-3h sensors-3h
 
 echo
 echo "Daily aggregates written to InfluxDB (database rollups, measurement interface_daily), first rows:"

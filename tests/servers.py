@@ -151,9 +151,11 @@ def start_postgres(port: int | None = None) -> RunningServer:
     """
     binaries = _postgres_bin()
     port = port or free_port()
-    directory = Path(tempfile.mkdtemp(prefix="rollup-postgres-"))
+    as_root = os.geteuid() == 0
+    # As root, a directory under /tmp itself: $TMPDIR may sit where nobody cannot enter.
+    directory = Path(tempfile.mkdtemp(prefix="rollup-postgres-", dir="/tmp" if as_root else None))
     user = group = None
-    if os.geteuid() == 0:
+    if as_root:
         nobody = pwd.getpwnam("nobody")
         user, group = nobody.pw_uid, nobody.pw_gid
         os.chown(directory, user, group)
@@ -166,7 +168,7 @@ def start_postgres(port: int | None = None) -> RunningServer:
     initdb = subprocess.run(
         [
             str(binaries / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "--auth=scram-sha-256",
-            f"--pwfile={password_file}", "-E", "UTF8", "--no-sync", "--no-instructions",
+            f"--pwfile={password_file}", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
         ],
         cwd=directory, capture_output=True, text=True, check=False, user=user, group=group,
     )  # fmt: skip
