@@ -207,19 +207,19 @@ def plan(grid: WindowGrid, policy: Policy, snapshot: Snapshot, horizon: int | No
         for s, e in chosen
     ]
     new_horizon, lost = _lost(grid, policy, snapshot, horizon, cut)
-    candidates = [w for w in (oldest_waiting,) if w is not None]
-    if len(due_starts):
-        candidates.append(Window(int(due_starts[0]), int(due_ends[0])))
+    oldest = oldest_waiting
+    if len(due_starts) and (oldest is None or due_starts[0] < oldest.start):
+        oldest = Window(int(due_starts[0]), int(due_ends[0]))
     return Plan(
-        due,
-        len(due_starts),
-        waiting,
-        next_retry,
-        running,
-        new_horizon,
-        lost,
-        horizon,
-        min(candidates, default=None),
+        due=due,
+        owed=len(due_starts),
+        waiting=waiting,
+        next_retry=next_retry,
+        running=running,
+        horizon=new_horizon,
+        lost=lost,
+        previous_horizon=horizon,
+        oldest_owed=oldest,
     )
 
 
@@ -229,8 +229,6 @@ def plan_range(
     """Every window overlapping ``[start, end)`` that is closed, within the retention and not done."""
     bounds = grid.boundaries(start, end)
     starts, ends = bounds[:-1], bounds[1:]
-    keep = (ends > start) & (starts < end)
-    starts, ends = starts[keep], ends[keep]
     closed = ends <= now - policy.delay
     old = np.zeros(len(starts), dtype=bool)
     if policy.retention is not None:
