@@ -22,6 +22,7 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -61,7 +62,7 @@ class _State:
 
 
 def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]error:[/] {redact(message)}", highlight=False, markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, markup=True)
     sys.exit(code)
 
 
@@ -146,7 +147,7 @@ def jobs_validate(state: _State) -> None:
             if entry.errors:
                 bad += 1
                 for error in entry.errors:
-                    stderr.print(f"[red]invalid[/] {redact(error)}", highlight=False)
+                    stderr.print(f"[red]invalid[/] {escape(redact(error))}", highlight=False)
             else:
                 stdout.print(f"[green]ok[/] {entry.path} (job {entry.job.name if entry.job else '?'})")
         if not files:
@@ -376,5 +377,6 @@ def _summarize(job: JobSpec, outcomes: Sequence[WindowOutcome]) -> int:
         f"{points:,} points read, {rows:,} rows written"
     )
     for outcome in failed[:5]:
-        stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {redact(outcome.error or '')}")
+        reason = escape(redact(outcome.error or ""))  # "field [host] of type [long]" is not markup
+        stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {reason}")
     return EXIT_FAILED if failed else EXIT_OK
