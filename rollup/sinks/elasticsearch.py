@@ -96,7 +96,7 @@ def _translated(call: Callable[[], T]) -> T:
         body = exc.body.get("error") if isinstance(exc.body, dict) else exc.body
         raise HttpError(exc.meta.status, describe_error(body or exc.message)) from None
     except (ConnectionError, ConnectionTimeout) as exc:
-        raise UnreachableError(str(exc)) from None
+        raise UnreachableError(f"{type(exc).__name__}: {exc.message}") from None
     except TransportError as exc:  # serialization: the answer was not what the API promises
         raise HttpError(200, f"unreadable answer: {exc}") from None
 

@@ -97,7 +97,7 @@ def _translated(call: Callable[[], T]) -> T:
     try:
         return call()
     except ConnectionError as exc:  # includes timeouts and TLS failures
-        raise UnreachableError(str(exc)) from None
+        raise UnreachableError(f"{type(exc).__name__}: {exc.error}") from None
     except TransportError as exc:
         info = exc.info.get("error") if isinstance(exc.info, dict) else exc.info
         status = exc.status_code if isinstance(exc.status_code, int) else 0
