@@ -138,6 +138,10 @@ class SearchHelper:
         self.prefix = prefix
         self.http = httpx.Client(base_url=url, timeout=30)
 
+    @property
+    def flavor_name(self) -> str:
+        return "Elasticsearch" if self.flavor == "elasticsearch" else "OpenSearch"
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
         response.raise_for_status()
