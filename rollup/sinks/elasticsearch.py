@@ -38,8 +38,9 @@ class ElasticsearchClient:
         except ImportError:
             raise missing_library("elasticsearch", "elasticsearch") from None
         tls: dict[str, Any] = {"verify_certs": profile.verify_tls}
-        if profile.ca_file is not None:
-            tls["ca_certs"] = str(profile.ca_file)
+        ca_certs = profile.ca_certs(what)
+        if ca_certs is not None:
+            tls["ca_certs"] = ca_certs
         try:
             self._client: Elasticsearch = Elasticsearch(
                 profile.hosts,

@@ -58,7 +58,7 @@ class OpenSearchClient:
                 max_retries=0,
                 retry_on_timeout=False,
                 verify_certs=profile.verify_tls,
-                ca_certs=str(profile.ca_file) if profile.ca_file is not None else None,
+                ca_certs=profile.ca_certs(what),
                 http_compress=profile.gzip,
             )
         except (ImproperlyConfigured, ValueError, OSError) as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from rollup.core.durations import NS_PER_SECOND, parse_fixed_duration
+from rollup.errors import ConfigError
 from rollup.influx import Credentials, plain_url, read_secret
 from rollup.redact import remember
 from rollup.sinks.search.index_names import check_pattern
@@ -103,6 +104,14 @@ class SearchSinkProfile(Credentials):
     @property
     def timeout_seconds(self) -> float:
         return parse_fixed_duration(self.timeout) / NS_PER_SECOND
+
+    def ca_certs(self, what: str) -> str | None:
+        """The CA file's path, checked now: a missing file would only show as a TLS error later."""
+        if self.ca_file is None:
+            return None
+        if not self.ca_file.is_file():
+            raise ConfigError(f"{what}: ca_file {self.ca_file} is not a readable file")
+        return str(self.ca_file)
 
     def api_key(self, what: str) -> SecretStr | None:
         return read_secret(self.api_key_env, self.api_key_file, f"{what} API key")
