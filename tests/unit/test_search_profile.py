@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -141,4 +143,17 @@ def test_a_missing_ca_file_is_a_config_error_when_the_sink_is_built(tmp_path: Pa
     path = profile_file(tmp_path, f'type = "{kind}"\nurl = "https://a:9200"\nca_file = "{missing}"')
     profile = load_sink_profile(path)
     with pytest.raises(ConfigError, match=f"sink 'search': ca_file {missing} is not a readable file"):
+        build_sink("search", profile, TARGET)
+
+
+@pytest.mark.parametrize(
+    ("kind", "package", "extra"),
+    [("elasticsearch", "elasticsearch", "elasticsearch"), ("opensearch", "opensearchpy", "opensearch")],
+)
+def test_a_missing_client_library_names_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, package: str, extra: str
+) -> None:
+    profile = load_sink_profile(profile_file(tmp_path, f'type = "{kind}"\nurl = "http://a:9200"'))
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if it were not installed
+    with pytest.raises(ConfigError, match=re.escape(f"pip install 'rollup[{extra}]'")):
         build_sink("search", profile, TARGET)
