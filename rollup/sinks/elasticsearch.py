@@ -89,13 +89,22 @@ class ElasticsearchClient:
 
 
 def _translated(call: Callable[[], T]) -> T:
-    from elasticsearch import ApiError, ConnectionError, ConnectionTimeout, TransportError
+    from elasticsearch import (
+        ApiError,
+        ConnectionError,
+        ConnectionTimeout,
+        TransportError,
+        UnsupportedProductError,
+    )
 
     try:
         return call()
     except ApiError as exc:
         body = exc.body.get("error") if isinstance(exc.body, dict) else exc.body
-        raise HttpError(exc.meta.status, describe_error(body or exc.message)) from None
+        message = describe_error(body or exc.message)
+        if isinstance(exc, UnsupportedProductError) or exc.meta.status == 406:
+            message += ' (is it OpenSearch? then use type = "opensearch")'
+        raise HttpError(exc.meta.status, message) from None
     except (ConnectionError, ConnectionTimeout) as exc:
         raise UnreachableError(f"{type(exc).__name__}: {exc.message}") from None
     except TransportError as exc:  # serialization: the answer was not what the API promises
@@ -106,5 +115,4 @@ class ElasticsearchSink(SearchSink):
     product = "Elasticsearch"
 
     def __init__(self, name: str, profile: ElasticsearchSinkProfile, target: OutputTarget):
-        what = f"{self.product} sink {name!r}"
-        super().__init__(name, profile, target, ElasticsearchClient(profile, what))
+        super().__init__(name, profile, target, ElasticsearchClient)

@@ -110,5 +110,4 @@ class OpenSearchSink(SearchSink):
     product = "OpenSearch"
 
     def __init__(self, name: str, profile: OpenSearchSinkProfile, target: OutputTarget):
-        what = f"{self.product} sink {name!r}"
-        super().__init__(name, profile, target, OpenSearchClient(profile, what))
+        super().__init__(name, profile, target, OpenSearchClient)

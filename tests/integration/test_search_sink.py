@@ -270,3 +270,13 @@ def test_nothing_listening_fails_after_the_retries(make_sink: MakeSink) -> None:
     assert f"at {url} failed after 3 attempts" in str(caught.value)
     with pytest.raises(SinkError, match="does not answer"):
         sink.check()
+
+
+def test_the_elasticsearch_type_on_opensearch_says_which_type_to_use(opensearch_url: str) -> None:
+    profile = ElasticsearchSinkProfile.model_validate(
+        {"type": "elasticsearch", "url": opensearch_url, "index": "wrong-type-{job}-{yyyy}", "retries": 0}
+    )
+    sink = ElasticsearchSink("search", profile, target())
+    with pytest.raises(SinkError, match='is it OpenSearch\\? then use type = "opensearch"'):
+        sink.write(rows(count=1))
+    sink.close()

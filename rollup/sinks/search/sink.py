@@ -50,12 +50,16 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, UnreachableError) or (isinstance(exc, HttpError) and exc.retryable)
 
 
+Connect = Callable[[SearchSinkProfile, str], SearchClient]
+"""Makes the client of a profile; the string names the sink in errors."""
+
+
 class SearchSink:
-    """Writes one job's rows to an Elasticsearch-compatible cluster through ``client``."""
+    """Writes one job's rows to an Elasticsearch-compatible cluster through the client ``connect`` makes."""
 
     product: ClassVar[str] = "search"
 
-    def __init__(self, name: str, profile: SearchSinkProfile, target: OutputTarget, client: SearchClient):
+    def __init__(self, name: str, profile: SearchSinkProfile, target: OutputTarget, connect: Connect):
         self.name = name
         self.profile = profile
         self.target = target
@@ -64,7 +68,7 @@ class SearchSink:
         self._documents = Documents(target)
         self._mapping = mapping(target)
         self._template = template_body(self._names, target, profile.shards, profile.replicas)
-        self._client = client
+        self._client = connect(profile, self._what)  # last: reads the secrets once the job fits
         self._template_ready = not profile.install_template
         self._mapped: set[str] = set()
         self._backoff = wait_exponential(multiplier=profile.backoff, max=MAX_BACKOFF_SECONDS) + wait_random(
