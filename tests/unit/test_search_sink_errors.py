@@ -270,9 +270,9 @@ def test_retries_end_with_the_url_the_attempts_and_the_last_error(
 
 
 def test_a_timeout_is_retried(make_sink: MakeSink, cluster: Cluster) -> None:
-    cluster.slow_seconds = 1.0
+    cluster.slow_seconds = 2.0
     cluster.script("bulk", "slow", item_statuses(201))
-    assert make_sink(timeout="200ms").write(rows(2)) == 2
+    assert make_sink(timeout="500ms").write(rows(2)) == 2
     assert len(cluster.of_kind("bulk")) == 2
 
 
