@@ -23,9 +23,11 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from rollup.core.pipeline import OutputRow
 from rollup.core.windows import Window, format_instant, load_zone
@@ -68,7 +70,7 @@ class _State:
 
 
 def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]error:[/] {redact(message)}", highlight=False, markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, markup=True)
     sys.exit(code)
 
 
@@ -153,7 +155,7 @@ def jobs_validate(state: _State) -> None:
             if entry.errors:
                 bad += 1
                 for error in entry.errors:
-                    stderr.print(f"[red]invalid[/] {redact(error)}", highlight=False)
+                    stderr.print(f"[red]invalid[/] {escape(redact(error))}", highlight=False)
             else:
                 stdout.print(f"[green]ok[/] {entry.path} (job {entry.job.name if entry.job else '?'})")
         if not files:
@@ -402,7 +404,11 @@ def _print_range_plan(job: JobSpec, plan: RangePlan) -> None:
     rows += [(w, "running elsewhere, skipped") for w in plan.running]
     rows += [(w, "older than the buffer retention, skipped") for w in plan.too_old]
     for window, label in sorted(rows, key=lambda row: row[0].start):
-        stdout.print(f"{_local(job, window.start)}  →  {_local(job, window.end)}  {label}", highlight=False)
+        stdout.print(
+            f"{_local(job, window.start)}  →  {_local(job, window.end)}  {label}",
+            markup=False,
+            highlight=False,
+        )
     stdout.print(f"{len(plan.due)} window(s) would run, {len(plan.done)} already done")
 
 
@@ -425,7 +431,9 @@ def _run_with_progress(
         for item in items:
             if isinstance(item, Skipped):
                 bar.update(task, advance=1)
-                stderr.print(f"skipped {_local(job, item.window.start)}: another process claimed it")
+                stderr.print(
+                    f"skipped {_local(job, item.window.start)}: another process claimed it", markup=False
+                )
                 continue
             outcomes.append(item)
             points += item.points
@@ -459,7 +467,8 @@ def _summarize(job: JobSpec, outcomes: Sequence[WindowOutcome]) -> int:
         f"{points:,} points read, {rows:,} rows written"
     )
     for outcome in failed[:5]:
-        stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {redact(outcome.error or '')}")
+        reason = escape(redact(outcome.error or ""))  # "field [host] of type [long]" is not markup
+        stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {reason}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -588,10 +597,10 @@ def _print_status(found: Sequence[JobStatus]) -> None:
     table.add_column("last error", overflow="fold")
     for entry in found:
         failure = entry.last_failure
-        last_error = ""
+        last_error = Text()
         if failure is not None:
             text = redact(failure.error or "")
-            last_error = f"{_short(entry.job, failure.window.start)}: {text[:200]}"
+            last_error = Text(f"{_short(entry.job, failure.window.start)}: {text[:200]}")
         table.add_row(
             entry.job.name + ("" if entry.job.enabled else " (disabled)"),
             str(entry.done),

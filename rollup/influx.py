@@ -40,6 +40,16 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
     return SecretStr(value)
 
 
+def plain_url(value: str) -> str:
+    """An http(s) URL without credentials in it, without a trailing slash; ValueError otherwise."""
+    parsed = httpx.URL(value)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    if parsed.userinfo:
+        raise ValueError("credentials cannot be written into the URL: use username and password_env")
+    return value.rstrip("/")
+
+
 class Credentials(BaseModel):
     """Where a connection's secrets come from (never the secrets themselves)."""
 
@@ -81,12 +91,7 @@ class InfluxConnection(Credentials):
     @field_validator("url")
     @classmethod
     def _plain_url(cls, value: str) -> str:
-        parsed = httpx.URL(value)
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        if parsed.userinfo:
-            raise ValueError("credentials cannot be written into the URL: use username and password_env")
-        return value.rstrip("/")
+        return plain_url(value)
 
     @field_validator("timeout")
     @classmethod

@@ -2,9 +2,18 @@
 # The demo: a real local InfluxDB, a day of synthetic SNMP interface counters (50 devices × 24
 # interfaces, 1-minute polls, 3 device reboots, one Counter32 wrap) and device temperatures, then
 # the example jobs from jobs/ run as backfills and the daily aggregates printed.
-# Everything lives under .demo/ and the InfluxDB is stopped at the end (KEEP=1 keeps it running).
+# With --elasticsearch it also starts a local Elasticsearch-compatible server (noida-db) and runs
+# jobs/interface-daily-es.toml, which writes to InfluxDB and Elasticsearch, and shows its documents.
+# Everything lives under .demo/ and the servers are stopped at the end (KEEP=1 keeps them running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ELASTICSEARCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --elasticsearch) ELASTICSEARCH=1 ;;
+    *) echo "usage: scripts/demo.sh [--elasticsearch]" >&2; exit 2 ;;
+  esac
+done
 ROLLUP_SKIP_POSTGRES=1 scripts/install-deps.sh
 
 DEMO=.demo
@@ -21,8 +30,23 @@ server = start_influxd(Path(sys.argv[1]).resolve(), port=int(sys.argv[2]))
 print(server.pid)
 PY
 )
-if [ "${KEEP:-0}" != "1" ]; then trap 'kill "$PID" 2>/dev/null || true' EXIT; fi
+PIDS="$PID"
+if [ "${KEEP:-0}" != "1" ]; then trap 'kill $PIDS 2>/dev/null || true' EXIT; fi
 echo "influxd (pid $PID) on $ROLLUP_INFLUX_URL, data in $DEMO/influxd"
+
+if [ "$ELASTICSEARCH" = "1" ]; then
+  read -r ES_PID ROLLUP_ELASTICSEARCH_URL <<<"$(.venv/bin/python - "$DEMO/elasticsearch" <<'PY'
+import sys
+from pathlib import Path
+from tests.servers import start_elasticsearch
+server = start_elasticsearch(Path(sys.argv[1]).resolve())
+print(server.pid, server.url)
+PY
+)"
+  export ROLLUP_ELASTICSEARCH_URL
+  PIDS="$PIDS $ES_PID"
+  echo "noida-db, Elasticsearch API (pid $ES_PID) on $ROLLUP_ELASTICSEARCH_URL, data in $DEMO/elasticsearch"
+fi
 
 # The last complete day in the jobs' time zone, with margins for the lookback and the next window.
 read -r DAY START END <<<"$(.venv/bin/python - <<'PY'
@@ -42,17 +66,28 @@ curl -fsS -XPOST "$ROLLUP_INFLUX_URL/query" --data-urlencode 'q=CREATE DATABASE 
 
 NEXT=$(.venv/bin/python -c "import datetime as d; print(d.date.fromisoformat('$DAY') + d.timedelta(days=1))")
 .venv/bin/rollup jobs validate
-for job in interface-daily device-traffic-3h sensors-3h; do
+JOBS="interface-daily device-traffic-3h sensors-3h"
+if [ "$ELASTICSEARCH" = "1" ]; then JOBS="$JOBS interface-daily-es"; fi
+for job in $JOBS; do
   .venv/bin/rollup backfill "$job" --start "$DAY" --end "$NEXT"
 done
-.venv/bin/rollup status interface-daily device-traffic-3h sensors-3h
+.venv/bin/rollup status $JOBS
 
 echo
 echo "Daily aggregates written to InfluxDB (database rollups, measurement interface_daily), first rows:"
 .venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups \
-  --query 'SELECT in_mean / 1e6 AS in_mean_Mbps, in_p95 / 1e6 AS in_p95_Mbps, in_max / 1e6 AS in_max_Mbps, in_resets, out_mean / 1e6 AS out_mean_Mbps, in_samples FROM interface_daily GROUP BY agent_host, ifName SLIMIT 6'
+  --query 'SELECT in_mean / 1000000 AS in_mean_Mbps, in_p95 / 1000000 AS in_p95_Mbps, in_max / 1000000 AS in_max_Mbps, in_resets, out_mean / 1000000 AS out_mean_Mbps, in_samples FROM interface_daily GROUP BY agent_host, ifName SLIMIT 6'
 echo "(xe-0/0/0 of sw000 is a Counter32: its wrap is counted in in_resets but adds no spike)"
 echo
-echo "Per-device traffic of sw000 in 3-hour windows (all 24 interfaces together):"
+echo "Device sw000 in 3-hour windows: in_rate is the time-weighted mean rate of its interfaces, in_GB their total volume:"
 .venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups \
-  --query "SELECT in_rate / 1e6 AS in_rate_Mbps, in_increase / 8e9 AS in_GB, in_max / 1e6 AS in_max_Mbps, in_resets FROM device_traffic_3h WHERE agent_host = 'sw000'"
+  --query "SELECT in_rate / 1000000 AS in_rate_Mbps, in_increase / 8000000000 AS in_GB, in_max / 1000000 AS in_max_Mbps, in_resets FROM device_traffic_3h WHERE agent_host = 'sw000'"
+
+if [ "$ELASTICSEARCH" = "1" ]; then
+  echo
+  echo "interface-daily-es wrote the same days to InfluxDB (measurement interface_daily_es) and to"
+  echo "Elasticsearch, one document per interface and day (bit/s shown as Mbit/s):"
+  .venv/bin/python -m scripts.show_documents --url "$ROLLUP_ELASTICSEARCH_URL" --index 'rollup-interface-daily-es-*' \
+    --fields '@timestamp,agent_host,ifName,in_mean,in_p95,in_max,out_mean,in_resets,in_samples' --scale 1000000
+  echo "(a re-run overwrites the same documents: their _id is derived from job, interface and day)"
+fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything rollup, its demo and its tests need on a bare Debian/Ubuntu machine:
 # Debian's influxdb (influxd 1.x) and postgresql, and a Python virtualenv in .venv with the
-# project and its development tools. Safe to run again: it only installs what is missing.
+# project and its development tools. The `dev` extra also brings the Elasticsearch and OpenSearch
+# clients and the local servers speaking their APIs (noida-db, osmem-server): pip installs them,
+# nothing else is needed. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,13 @@ from pydantic import SecretStr
 
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Ledger
-from tests.servers import RunningServer, start_influxd, start_postgres
+from tests.servers import (
+    RunningServer,
+    start_elasticsearch,
+    start_influxd,
+    start_opensearch,
+    start_postgres,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -147,3 +155,101 @@ def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerTarge
         return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger' / 'ledger.sqlite'}")
     server: RunningServer = request.getfixturevalue("postgres")
     return LedgerTarget("postgresql", new_postgres_database(server), server.password)
+
+
+# -- Elasticsearch / OpenSearch -----------------------------------------------------------------
+# ROLLUP_TEST_ELASTICSEARCH_URL / ROLLUP_TEST_OPENSEARCH_URL (no credentials) run the suite
+# against that cluster instead of the local stand-in (noida-db, osmem-server); each test only
+# touches indices and templates named after its own prefix and deletes them afterwards.
+
+SEARCH_URL_VARIABLES = {
+    "elasticsearch": "ROLLUP_TEST_ELASTICSEARCH_URL",
+    "opensearch": "ROLLUP_TEST_OPENSEARCH_URL",
+}
+
+
+def _search_cluster(flavor: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get(SEARCH_URL_VARIABLES[flavor])
+    if external:
+        yield external.rstrip("/")
+        return
+    start = start_elasticsearch if flavor == "elasticsearch" else start_opensearch
+    server = start(Path(tmp_path_factory.mktemp(flavor)))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _search_cluster("elasticsearch", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _search_cluster("opensearch", tmp_path_factory)
+
+
+_prefix_counter = itertools.count()
+
+
+class SearchHelper:
+    """Reads an Elasticsearch or OpenSearch cluster over plain HTTP, within one test's ``prefix``."""
+
+    def __init__(self, flavor: str, url: str, prefix: str):
+        self.flavor = flavor
+        self.url = url
+        self.prefix = prefix
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    @property
+    def flavor_name(self) -> str:
+        return "Elasticsearch" if self.flavor == "elasticsearch" else "OpenSearch"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def documents(self, index: str | None = None) -> list[dict[str, Any]]:
+        """Every hit (``_index``, ``_id``, ``_version``, ``_source``), by ``@timestamp`` and ``_id``."""
+        self.request("POST", f"/{index or self.prefix + '-*'}/_refresh")
+        query = {"size": 10_000, "version": True, "sort": [{"@timestamp": "asc"}]}
+        found = self.request("POST", f"/{index or self.prefix + '-*'}/_search", json=query)
+        return sorted(found["hits"]["hits"], key=lambda hit: (hit["sort"], hit["_id"]))
+
+    def newest(self) -> dict[str, Any]:
+        """The document with the newest ``@timestamp``, read with a sort (not ``max``)."""
+        self.request("POST", f"/{self.prefix}-*/_refresh")
+        query = {"size": 1, "sort": [{"@timestamp": "desc"}]}
+        [hit] = self.request("POST", f"/{self.prefix}-*/_search", json=query)["hits"]["hits"]
+        return dict(hit)
+
+    def indices(self) -> list[str]:
+        return sorted(self.request("GET", f"/{self.prefix}-*", params={"expand_wildcards": "all"}))
+
+    def mapping(self, index: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/{index}/_mapping")[index]["mappings"])
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        response = self.http.get(f"/_index_template/{self.prefix}-*")
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        return {t["name"]: t["index_template"] for t in response.json()["index_templates"]}
+
+    def clean(self) -> None:
+        for index in self.indices():  # one by one: real clusters refuse wildcard deletes
+            self.request("DELETE", f"/{index}")
+        for name in self.templates():
+            self.request("DELETE", f"/_index_template/{name}")
+
+
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def search(request: pytest.FixtureRequest) -> Iterator[SearchHelper]:
+    """Each test runs against both servers, in indices and templates of its own prefix."""
+    flavor = str(request.param)
+    url = str(request.getfixturevalue(f"{flavor}_url"))
+    helper = SearchHelper(flavor, url, f"t{next(_prefix_counter)}-{os.getpid()}")
+    yield helper
+    helper.clean()
+    helper.http.close()

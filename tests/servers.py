@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -207,3 +208,47 @@ def _wait_postgres(server: RunningServer, binaries: Path, timeout: float = 30.0)
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"postgres did not become ready within {timeout}s:\n{server.log_tail()}")
+
+
+def _noida_binary() -> str:
+    """The noida-db server binary itself (the ``noida-db`` script only wraps it in a Python process)."""
+    spec = importlib.util.find_spec("noida_db")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("noida-db is not installed: pip install -e '.[dev]' (scripts/install-deps.sh)")
+    return str(Path(spec.origin).parent / "noida-db")
+
+
+def start_elasticsearch(directory: Path, port: int | None = None) -> RunningServer:
+    """Start noida-db serving only its Elasticsearch 8 API, with its data under ``directory``.
+
+    Started again on the same directory and port, it serves the documents it had."""
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "noida-db.log"
+    command = [_noida_binary(), "start", "--only", "elasticsearch", "--elasticsearch-port", str(port)]
+    command += ["--host", "127.0.0.1", "--data-dir", str(directory / "data")]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = RunningServer("noida-db", f"http://127.0.0.1:{port}", process, directory, log)
+    _wait_ready(server, "/_cluster/health")
+    return server
+
+
+def start_opensearch(directory: Path, port: int | None = None) -> RunningServer:
+    """Start osmem-server (the OpenSearch 3 API, in memory: a restart starts empty), without the
+    Japanese analyzer, which takes a second to load on first use."""
+    from osmem_server import resolve_binary
+
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "osmem-server.log"
+    command = [resolve_binary(), "--addr", f"127.0.0.1:{port}", "--no-stdin-watch", "--no-ja"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = RunningServer("osmem-server", f"http://127.0.0.1:{port}", process, directory, log)
+    _wait_ready(server, "/_cluster/health")
+    return server

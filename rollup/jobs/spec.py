@@ -172,7 +172,7 @@ class ScheduleSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    measurement: str = Field(description="InfluxDB measurement / Elasticsearch index base name")
+    measurement: str = Field(description="InfluxDB measurement; {measurement} in a search index pattern")
     sinks: list[str] = Field(min_length=1, description="Names of sink profiles (files in sinks/)")
     timestamp: Stamp = "start"
 

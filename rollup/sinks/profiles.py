@@ -23,6 +23,8 @@ class _SinkType(NamedTuple):
 # Elasticsearch clients.
 SINK_TYPES: dict[str, _SinkType] = {
     "influxdb": _SinkType("rollup.sinks.influxdb", "InfluxSinkProfile", "InfluxSink"),
+    "elasticsearch": _SinkType("rollup.sinks.elasticsearch", "ElasticsearchSinkProfile", "ElasticsearchSink"),
+    "opensearch": _SinkType("rollup.sinks.opensearch", "OpenSearchSinkProfile", "OpenSearchSink"),
 }
 
 

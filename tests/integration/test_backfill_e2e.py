@@ -245,6 +245,16 @@ def test_misplaced_key_is_reported_with_the_section_it_belongs_in(workspace: Wor
     assert "window.group_by: unknown key 'group_by' here: it belongs in the top level" in result.stderr
 
 
+def test_section_names_in_messages_are_printed_as_they_are(workspace: Workspace) -> None:
+    """Messages quote "[output]" or "field [host] of type [long]": not terminal markup to drop."""
+    counter_job(workspace)
+    path = workspace.root / "jobs" / "bw.toml"
+    path.write_text('sinks = ["out"]\n' + path.read_text())
+    result = workspace.run("jobs", "validate")
+    assert result.code == 2
+    assert "unknown key 'sinks' here: it belongs in [output]" in result.stderr
+
+
 def test_invalid_job_file_is_reported_with_file_key_and_reason(workspace: Workspace) -> None:
     counter_job(workspace, on_decrease="wrapp")
     result = workspace.run("jobs", "validate")

@@ -1,0 +1,75 @@
+"""The example jobs and profiles of the repository (jobs/, sinks/, config/) validate and really run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.synth import main as synth
+from tests.conftest import SEARCH_URL_VARIABLES, InfluxHelper, SearchHelper
+from tests.integration.workspace import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def rollup(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROLLUP_")}
+    environment.update(env, PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "rollup", *args]
+    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def test_example_jobs_validate_without_any_server() -> None:
+    result = rollup("jobs", "validate", env={})
+    assert result.returncode == 0, result.stderr
+    assert "invalid" not in result.stderr
+    assert "ok jobs/interface-daily-es.toml (job interface-daily-es)" in result.stdout
+
+
+@pytest.fixture
+def example_indices(elasticsearch_url: str) -> Iterator[SearchHelper]:
+    """The example's own indices, which it writes under fixed names: only on the local server."""
+    if os.environ.get(SEARCH_URL_VARIABLES["elasticsearch"]):
+        pytest.skip("writes the example's fixed index names: not on an external cluster")
+    helper = SearchHelper("elasticsearch", elasticsearch_url, "rollup-interface-daily-es")
+    helper.clean()
+    yield helper
+    helper.clean()
+    helper.http.close()
+
+
+def test_the_elasticsearch_example_writes_to_influxdb_and_elasticsearch(
+    influx: InfluxHelper, example_indices: SearchHelper, tmp_path: Path
+) -> None:
+    """jobs/interface-daily-es.toml with sinks/longterm.toml and sinks/search.toml, as they are."""
+    influx.create_database("telegraf")
+    influx.create_database("rollups")
+    args = ["--url", influx.url, "--start", "2026-10-31T22:00Z", "--end", "2026-11-01T23:30Z"]
+    assert synth([*args, "--devices", "2", "--interfaces", "3", "--interval", "300", "--resets", "0"]) == 0
+    env = {
+        "ROLLUP_INFLUX_URL": influx.url,
+        "ROLLUP_ELASTICSEARCH_URL": example_indices.url,
+        "ROLLUP_LEDGER": f"sqlite:{tmp_path / 'ledger.sqlite'}",  # not the repository's state/
+    }
+
+    result = rollup("backfill", "interface-daily-es", "--start", "2026-11-01", "--end", "2026-11-02", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "interface-daily-es: 1 window(s) done, 0 failed" in result.stderr
+
+    hits = example_indices.documents()
+    assert {hit["_index"] for hit in hits} == {"rollup-interface-daily-es-2026.11"}
+    assert sorted((h["_source"]["agent_host"], h["_source"]["ifName"]) for h in hits) == [
+        (f"sw{d:03d}", f"xe-0/0/{i}") for d in range(2) for i in range(3)
+    ]
+    assert {h["_source"]["@timestamp"] for h in hits} == {"2026-11-01T00:00:00+01:00"}
+    points = influx.points("interface_daily_es", database="rollups")
+    assert len(points) == 6
+    by_group = {(p["agent_host"], p["ifName"]): p["in_mean"] for p in points}
+    in_search = {(h["_source"]["agent_host"], h["_source"]["ifName"]): h["_source"]["in_mean"] for h in hits}
+    # noida-db's JSON number parser can be one ulp off (real Elasticsearch keeps _source verbatim).
+    assert in_search == pytest.approx(by_group, rel=1e-15)
