@@ -152,15 +152,21 @@ class SqlLedger(Ledger):
     # -- reading ----------------------------------------------------------------------------
 
     def snapshot(self, job: str, start: int, end: int) -> Snapshot:
+        where = "WHERE job = ? AND window_start >= ? AND window_start < ?"
         with self._lock, self._transaction() as tx:
-            rows = tx.rows(
-                f"SELECT {_RECORD_COLUMNS} FROM rollup_windows "
-                "WHERE job = ? AND window_start >= ? AND window_start < ? ORDER BY window_start",
+            done = tx.rows(
+                f"SELECT window_start, window_end, attempts FROM rollup_windows {where} "
+                "AND status = 'done' ORDER BY window_start",
                 (job, start, end),
             )
-        done = [(row[0], row[1], row[3]) for row in rows if row[2] == "done"]
+            others = tx.rows(
+                f"SELECT {_RECORD_COLUMNS} FROM rollup_windows {where} "
+                "AND status IN ('running', 'failed', 'unrecoverable') "
+                "ORDER BY window_start",
+                (job, start, end),
+            )
         table = np.asarray(done, dtype=np.int64).reshape(-1, 3)
-        pending = {int(row[0]): _record(row) for row in rows if row[2] != "done"}
+        pending = {int(row[0]): _record(row) for row in others}
         return Snapshot(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), pending)
 
     def records(
