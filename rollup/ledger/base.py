@@ -151,6 +151,15 @@ class Ledger(ABC):
         """
 
     @abstractmethod
+    def release(self, owner: str) -> list[tuple[str, Window]]:
+        """Give up every window ``owner`` still holds as running (a process stopping before it
+        could finish them): the claim ends at once, so the window is owed again right away — not
+        failed, no backoff. A late ``renew`` or ``finish`` by ``owner`` no longer matches it.
+
+        Returns the released windows as (job, window), by job and oldest first.
+        """
+
+    @abstractmethod
     def job_state(self, job: str) -> JobState: ...
 
     @abstractmethod

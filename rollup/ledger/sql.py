@@ -252,6 +252,15 @@ class SqlLedger(Ledger):
             starts = {int(row[0]) for row in tx.rows_each(_FINISH, params)}
         return [r.window for r in results if r.window.start in starts]
 
+    def release(self, owner: str) -> list[tuple[str, Window]]:
+        with self._lock, self._transaction() as tx:
+            rows = tx.rows(
+                "UPDATE rollup_windows SET owner = NULL, lease_until = 0 "
+                "WHERE owner = ? AND status = 'running' RETURNING job, window_start, window_end",
+                (owner,),
+            )
+        return sorted((str(job), Window(int(start), int(end))) for job, start, end in rows)
+
     def advance_horizon(self, job: str, seen: int | None, horizon: int, lost: int, lost_from: int) -> bool:
         with self._lock, self._transaction() as tx:
             if seen is None:

@@ -108,6 +108,29 @@ def test_renewing_extends_the_lease_of_the_owner_only(ledger: Ledger) -> None:
     assert ledger.claim(JOB, [(w, Seen("running", 1)) for w in ws], "b", late, LEASE) == ws[:1]
 
 
+def test_release_ends_the_owners_claims_at_once_so_another_process_takes_them_without_waiting(
+    ledger: Ledger,
+) -> None:
+    ws = windows(3)
+    ledger.claim(JOB, fresh(ws), "stopping", T0, LEASE)
+    ledger.claim("other-job", fresh(ws[:1]), "stopping", T0, LEASE)
+    ledger.claim(JOB, fresh(windows(1, first=T0 + 100 * S)), "someone-else", T0, LEASE)
+    ledger.finish(JOB, [Finished(ws[0], None, 5, 2, 0.5)], "stopping", T0 + S)
+
+    assert ledger.release("stopping") == [(JOB, ws[1]), (JOB, ws[2]), ("other-job", ws[0])]
+    assert ledger.release("stopping") == []
+    # Its lease is over, long before LEASE: no backoff, no failure recorded.
+    running = Seen("running", 1)
+    assert ledger.claim(JOB, [(w, running) for w in ws[1:]], "b", T0 + 2 * S, LEASE) == ws[1:]
+    records = ledger.records(JOB, 0, 2**62)
+    assert [(r.status, r.failures, r.owner) for r in records] == [
+        ("done", 0, None), ("running", 0, "b"), ("running", 0, "b"), ("running", 0, "someone-else")
+    ]  # fmt: skip
+    # The stopped process's late heartbeat or result no longer touches them.
+    assert ledger.renew(JOB, ws, "stopping", T0 + 3 * S, LEASE) == 0
+    assert ledger.finish(JOB, [Finished(ws[1], None, 1, 1, 0.1)], "stopping", T0 + 3 * S) == []
+
+
 def test_finish_records_done_and_failed_with_counts_errors_and_times(ledger: Ledger) -> None:
     ok, bad = windows(2)
     ledger.claim(JOB, fresh([ok, bad]), "a", T0, LEASE)
