@@ -5,7 +5,8 @@ Exit codes (documented in README, relied on by cron and Kubernetes):
 * 0 — every window asked for succeeded (or there was nothing to do);
 * 1 — at least one window failed (it stays owed and is retried);
 * 2 — bad configuration or usage: nothing was started;
-* 130 — interrupted (Ctrl-C / SIGINT).
+* 130 — interrupted (Ctrl-C / SIGINT); ``serve`` exits 0 on SIGTERM or SIGINT once the windows in
+  flight are finished or released, and 128 + the signal number on a second one.
 """
 
 from __future__ import annotations
@@ -361,19 +362,13 @@ def backfill(
                 _print_range_plan(job, plan)
                 return EXIT_OK
             runner = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
-            stack.callback(_close, runner)
+            stack.callback(runner.close)
             tracked = TrackedRunner(runner, ledger, clock, workspace.settings.ledger_lease_ns)
             show = sys.stderr.isatty() if progress is None else progress
             outcomes = _run_with_progress(job, tracked.run(plan.due), len(plan.due), show)
             return _summarize(job, outcomes)
 
     _guarded(action)
-
-
-def _close(runner: JobRunner) -> None:
-    for sink in runner.sinks:
-        sink.close()
-    runner.source.close()
 
 
 def _explain_skips(plan: RangePlan) -> None:
@@ -502,7 +497,7 @@ def run_command(state: _State, job_names: tuple[str, ...], now: str | None) -> N
             runners = {}
             for job in jobs:
                 runners[job.name] = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
-                stack.callback(_close, runners[job.name])
+                stack.callback(runners[job.name].close)
             ledger = stack.enter_context(workspace.ledger())
             for job in jobs:
                 try:
@@ -555,6 +550,30 @@ def _log_pass(job: JobSpec, report: PassReport, logger: logging.Logger) -> None:
             "rows": sum(o.rows for o in report.outcomes),
         },
     )
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def serve(state: _State) -> None:
+    """Run every enabled job as its windows close, until stopped; serve health and metrics.
+
+    Each job's pass runs as one of its windows closes (end + delay, in the job's time zone) and
+    at least every [serve] sweep, catching up whatever is owed (windows missed while the service
+    was down, failed windows after their backoff). HTTP on [serve] host:port (127.0.0.1:9108):
+    /healthz, /readyz, /metrics. SIGHUP reloads job files and sink profiles (kept if invalid);
+    SIGTERM or SIGINT finishes the windows in flight and exits 0, a second one exits at once.
+    Exit 2 if the configuration is invalid or the port cannot be bound.
+    """
+
+    def action() -> int:
+        from rollup.service.app import Service  # APScheduler and prometheus-client load only here
+
+        return Service(state.workspace().settings).run()
+
+    _guarded(action)
 
 
 # -- status -----------------------------------------------------------------------------------

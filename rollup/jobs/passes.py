@@ -1,11 +1,12 @@
 """One pass of one job through the ledger: plan what is owed, report windows lost to the buffer
 retention (once), run the due windows. ``rollup run`` makes one pass per job; ``rollup serve``
-will make one per tick.
+one per trigger.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,7 +49,11 @@ def run_pass(
     clock: Clock,
     lease_ns: int,
     on_outcome: Callable[[WindowOutcome | Skipped], None] | None = None,
+    owner: str | None = None,
+    stop: threading.Event | None = None,
 ) -> PassReport:
+    """Plan, then claim and run what is due. ``owner`` names the claims (default: a new one per
+    pass); once ``stop`` is set, no further span of windows is claimed."""
     current = plan_job(job, policy, ledger, clock.now())
     if current.horizon is not None:
         lost = current.lost
@@ -70,7 +75,7 @@ def run_pass(
                 extra={"job": job.name, "event": "windows_unrecoverable"},
             )
     report = PassReport(job.name, current)
-    for item in TrackedRunner(runner, ledger, clock, lease_ns).run(current.due):
+    for item in TrackedRunner(runner, ledger, clock, lease_ns, owner).run(current.due, stop):
         if isinstance(item, Skipped):
             report.skipped += 1
         else:

@@ -128,6 +128,12 @@ class JobRunner:
             outcomes.append(WindowOutcome(result.window, result.points, len(result.rows), elapsed))
         return outcomes
 
+    def close(self) -> None:
+        """Close the source and every sink."""
+        for sink in self.sinks:
+            sink.close()
+        self.source.close()
+
     def run(self, windows: Sequence[Window]) -> Iterator[WindowOutcome]:
         for span in self.spans(windows):
             yield from self.run_span(span)

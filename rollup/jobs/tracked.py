@@ -86,10 +86,17 @@ class TrackedRunner:
         self.owner = owner or new_owner()
         self.job = runner.job.name
 
-    def run(self, due: Sequence[Due]) -> Iterator[WindowOutcome | Skipped]:
-        """Claim, run and record ``due`` span by span; yield each window's outcome, oldest first."""
+    def run(
+        self, due: Sequence[Due], stop: threading.Event | None = None
+    ) -> Iterator[WindowOutcome | Skipped]:
+        """Claim, run and record ``due`` span by span; yield each window's outcome, oldest first.
+
+        Once ``stop`` is set no further span is claimed; the span in flight finishes.
+        """
         seen = {d.window.start: d.seen for d in due}
         for span in self.runner.spans([d.window for d in due]):
+            if stop is not None and stop.is_set():
+                return
             wanted = [(window, seen[window.start]) for window in span]
             claimed = self.ledger.claim(self.job, wanted, self.owner, self.clock.now(), self.lease_ns)
             taken = set(claimed)
