@@ -14,7 +14,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rollup.config import config_error, known_keys, read_toml
@@ -49,6 +57,48 @@ class SourceProfile(InfluxConnection):
         return None if self.retention is None else parse_fixed_duration(self.retention)
 
 
+class ServeSettings(BaseModel):
+    """``rollup serve`` (``[serve]``; ``ROLLUP_SERVE__HOST`` etc. in the environment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address of /healthz, /readyz and /metrics")
+    port: int = Field(default=9108, ge=0, le=65535, description="0: any free port (logged)")
+    sweep: str = Field(default="1m", description="Every job's pass runs at least this often")
+    concurrency: int = Field(default=4, ge=1, le=256, description="Jobs whose passes run at once")
+    misfire_grace: str = Field(
+        default="1m", description="A trigger that could not start for this long is dropped"
+    )
+    shutdown_timeout: str = Field(
+        default="25s", description="SIGTERM: how long the windows in flight may take to finish"
+    )
+
+    @field_validator("sweep", "misfire_grace")
+    @classmethod
+    def _at_least_a_second(cls, value: str) -> str:
+        if parse_fixed_duration(value) < 1_000_000_000:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("shutdown_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_fixed_duration(value)
+        return value
+
+    @property
+    def sweep_seconds(self) -> float:
+        return parse_fixed_duration(self.sweep) / 1e9
+
+    @property
+    def misfire_grace_seconds(self) -> int:
+        return max(1, parse_fixed_duration(self.misfire_grace) // 1_000_000_000)
+
+    @property
+    def shutdown_timeout_seconds(self) -> float:
+        return parse_fixed_duration(self.shutdown_timeout) / 1e9
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ROLLUP_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
@@ -68,6 +118,7 @@ class Settings(BaseSettings):
     ledger_lease: str = Field(
         default="1m", description="A claimed window whose owner stopped renewing it is owed again after this"
     )
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @field_validator("ledger")
     @classmethod
@@ -126,7 +177,11 @@ def load_settings(config: Path | None = None) -> Settings:
     except ValidationError as exc:
         where = f"{path} (or ROLLUP_ environment)" if data else "ROLLUP_ environment"
         raise config_error(
-            where, exc, known_keys({"the top level": Settings, "[sources.NAME]": SourceProfile})
+            where,
+            exc,
+            known_keys(
+                {"the top level": Settings, "[sources.NAME]": SourceProfile, "[serve]": ServeSettings}
+            ),
         ) from None
 
 
