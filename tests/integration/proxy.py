@@ -24,6 +24,8 @@ class WriteProxy:
         self.hold_at: int | None = None
         """Hold the write with this number (1 = the first) instead of forwarding it."""
         self.held = threading.Event()
+        self.arrived = threading.Event()
+        """Set whenever a write arrives (before it is held, refused, delayed or forwarded)."""
         self._release = threading.Event()
         self._count = 0
         self._lock = threading.Lock()
@@ -63,6 +65,7 @@ class WriteProxy:
                 with proxy._lock:
                     proxy._count += 1
                     number = proxy._count
+                proxy.arrived.set()
                 if number == proxy.hold_at:
                     proxy.held.set()
                     proxy._release.wait(120)
