@@ -45,9 +45,9 @@ _TICK_SECONDS = 0.2
 
 
 class Service:
-    def __init__(self, settings: Settings, clock: Clock | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.clock = clock or Clock()
+        self.clock = Clock()
         self.jobs: JobSet = load_job_set(settings)  # ConfigError: nothing starts
         self.stopping = threading.Event()
         self.metrics = ServiceMetrics()

@@ -11,13 +11,12 @@ passes cut at ``max_windows_per_pass``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rollup.core.windows import WindowGrid
+from rollup.core.windows import WindowGrid, to_ns
 
 _NS_PER_MICROSECOND = 1000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -33,11 +32,6 @@ def to_datetime(ns: int) -> dt.datetime:
     """Epoch ns as an aware UTC datetime, rounded up to the microsecond (never fires early)."""
     micros = -(-ns // _NS_PER_MICROSECOND)
     return _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def to_ns(moment: dt.datetime) -> int:
-    delta = moment - _EPOCH
-    return ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * _NS_PER_MICROSECOND
 
 
 class WindowCloseTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no type hints
@@ -60,10 +54,8 @@ class WindowCloseTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ha
     def __repr__(self) -> str:
         return f"<WindowCloseTrigger {self.grid!r} delay={self.delay_ns}ns>"
 
-    def __getstate__(self) -> dict[str, Any]:  # pragma: no cover - jobs live in memory only
-        raise TypeError("WindowCloseTrigger is not meant for a persistent job store")
-
 
 def pass_trigger(grid: WindowGrid, delay_ns: int, sweep_seconds: float) -> OrTrigger:
     """A job's trigger: each window close, and at most ``sweep_seconds`` between two passes."""
-    return OrTrigger([WindowCloseTrigger(grid, delay_ns), IntervalTrigger(seconds=sweep_seconds)])
+    sweep = IntervalTrigger(seconds=sweep_seconds, timezone=dt.UTC)
+    return OrTrigger([WindowCloseTrigger(grid, delay_ns), sweep])

@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import socket
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_serve_runs_each_window_as_it_closes_and_its_metrics_say_what_the_ledger
     ]:
         assert total(before, name) <= from_ledger <= total(after, name), name
     assert total(after, "rollup_windows_failed_total") == 0
-    assert total(after, "rollup_windows_owed") <= 1  # at most the window that just closed
+    assert total(after, "rollup_windows_owed") <= 2  # at most the windows that just closed
     assert total(after, "rollup_windows_unrecoverable_total") == 0
     assert after[("rollup_ledger_up", ())] == 1
     assert total(after, "rollup_last_success_timestamp_seconds") * S >= records[-1].window.end
@@ -177,13 +178,13 @@ def test_sigterm_lets_the_window_in_flight_finish_and_exits_0(
     proxy.arrived.clear()
     assert proxy.arrived.wait(10), served.output()
     in_flight = {r.window for r in all_records(ledger) if r.status == "running"}
-    assert len(in_flight) == 1
+    assert in_flight
     result = served.stop()
 
     assert result.code == 0, result.stdout
     assert "SIGTERM: no new windows; waiting up to 25s for 1 pass(es) in flight" in result.stdout
     final = all_records(ledger)
-    assert [r.status for r in final if r.window in in_flight] == ["done"]
+    assert {r.status for r in final if r.window in in_flight} == {"done"}
     assert all(r.status == "done" for r in final)
     assert "released" not in result.stdout
 
@@ -201,7 +202,8 @@ def test_sigterm_releases_a_window_that_does_not_finish_in_time_so_the_next_pass
 
     proxy.hold_at = len(proxy.writes) + 1  # the next write never gets an answer
     assert proxy.held.wait(10), served.output()
-    (held,) = [r.window for r in all_records(ledger) if r.status == "running"]
+    held = {r.window for r in all_records(ledger) if r.status == "running"}
+    assert held
     result = served.stop()
 
     assert result.code == 0, result.stdout
@@ -210,14 +212,37 @@ def test_sigterm_releases_a_window_that_does_not_finish_in_time_so_the_next_pass
         result.stdout,
     )
     assert "1 pass(es) still running after 1s: stopped, their windows are owed again" in result.stdout
-    (record,) = [r for r in all_records(ledger) if r.window == held]
-    assert (record.status, record.owner, record.failures) == ("running", None, 0)
+    released = [r for r in all_records(ledger) if r.window in held]
+    assert {(r.status, r.owner, r.failures, r.lease_until) for r in released} == {("running", None, 0, 0)}
 
     proxy.hold_at = None
     later = workspace.run("run", env=env)  # the lease is an hour long: only the release lets it in
     assert later.code == 0, later.stderr
-    (record,) = [r for r in all_records(ledger) if r.window == held]
-    assert (record.status, record.attempts) == ("done", 2)
+    assert {(r.status, r.attempts) for r in all_records(ledger) if r.window in held} == {("done", 2)}
+
+
+def test_a_second_sigterm_exits_at_once_without_waiting_for_the_window_in_flight(
+    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, proxy: WriteProxy
+) -> None:
+    start = first_window(back=2)
+    write_counters(influx, start)
+    gated_sink(workspace, proxy)
+    fast_job(workspace, start, sink="gated")
+    served = Served.start(workspace, serve_env(ledger, shutdown_timeout="1h"))
+    wait_for(lambda: len(done_records(ledger)) >= 1, 30, "a window done", served.output)
+    proxy.hold_at = len(proxy.writes) + 1
+    assert proxy.held.wait(10), served.output()
+
+    served.signal(signal.SIGTERM)
+    wait_for(lambda: "waiting up to 3600s" in served.output(), 10, "the first SIGTERM", served.output)
+    started = time.monotonic()
+    served.signal(signal.SIGTERM)
+    result = served.background.wait(10)
+
+    assert result.code == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 5
+    assert "second SIGTERM: exiting at once" in result.stdout
+    assert {r.status for r in all_records(ledger)} == {"done", "running"}  # owed once the lease ends
 
 
 # -- killed, restarted ------------------------------------------------------------------------
@@ -235,15 +260,16 @@ def test_after_sigkill_mid_window_a_restarted_service_catches_up_with_no_duplica
     proxy.hold_at = len(proxy.writes) + 1
     assert proxy.held.wait(10), dying.output()
     dying.kill()
-    (killed,) = [r for r in all_records(ledger) if r.status == "running"]
-    assert killed.owner is not None  # still held by the dead process: owed once its lease (2 s) ends
+    killed = [r for r in all_records(ledger) if r.status == "running"]
+    assert killed
+    assert all(r.owner is not None for r in killed)  # the dead process holds them until the lease (2 s) ends
 
     proxy.hold_at = None
     restarted = Served.start(workspace, serve_env(ledger))
 
     def caught_up() -> bool:
         done = done_records(ledger)
-        return contiguous(done, start) and done[-1].window.start > killed.window.start
+        return contiguous(done, start) and done[-1].window.start > killed[-1].window.start
 
     wait_for(caught_up, 30, "caught up", restarted.output)
     assert restarted.stop().code == 0
@@ -251,7 +277,7 @@ def test_after_sigkill_mid_window_a_restarted_service_catches_up_with_no_duplica
     final = all_records(ledger)
     assert all(r.status == "done" for r in final)
     assert contiguous(final, start)
-    assert {r.window for r in final if r.attempts > 1} == {killed.window}
+    assert {r.window for r in final if r.attempts > 1} == {r.window for r in killed}
     # The held write was never forwarded: every row went through exactly once.
     assert written(proxy) == Counter({(host, r.window.start): 1 for r in final for host in HOSTS})
     assert outputs(influx, workspace.out_database) == reference(
@@ -316,7 +342,8 @@ def test_two_replicas_on_one_postgresql_ledger_never_run_a_window_twice(
     records = done_records(shared)
     after = [r.metric("rollup_windows_done_total", job="fast") for r in served]
     assert sum(before) <= len(records) <= sum(after)
-    assert min(after) >= 1, "one replica did every window: they did not share the work"
+    # Both fire at every window close and race for it; which one claims it is a matter of chance.
+    assert min(r.metric("rollup_passes_total", job="fast") for r in served) >= 3
     assert [r.code for r in (replica.stop() for replica in served)] == [0, 0]
 
     final = all_records(shared)
