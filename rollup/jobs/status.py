@@ -60,7 +60,7 @@ class JobStatus:
 
 
 def job_status(job: JobSpec, policy: Policy, ledger: Ledger, now: int) -> JobStatus:
-    summary = ledger.summary(job.name)
+    summary = ledger.summary(job.name, now)
     state = ledger.job_state(job.name)
     counts = summary.counts
     if policy.start is None and policy.retention is None:

@@ -171,7 +171,9 @@ class Ledger(ABC):
         """
 
     @abstractmethod
-    def summary(self, job: str) -> Summary: ...
+    def summary(self, job: str, now: int) -> Summary:
+        """Windows per status; a running window whose lease ended before ``now`` (its process died
+        or released it) is not counted as running: it is owed again."""
 
     @abstractmethod
     def schema_version(self) -> int: ...

@@ -189,10 +189,12 @@ class SqlLedger(Ledger):
             return JobState(None, 0)
         return JobState(int(rows[0][0]), int(rows[0][1]))
 
-    def summary(self, job: str) -> Summary:
+    def summary(self, job: str, now: int) -> Summary:
         with self._lock, self._transaction() as tx:
             counted = tx.rows(
-                "SELECT status, COUNT(*) FROM rollup_windows WHERE job = ? GROUP BY status", (job,)
+                "SELECT status, COUNT(*) FROM rollup_windows WHERE job = ? "
+                "AND NOT (status = 'running' AND lease_until < ?) GROUP BY status",
+                (job, now),
             )
             last = tx.rows(
                 f"SELECT {_RECORD_COLUMNS} FROM rollup_windows WHERE job = ? "

@@ -214,11 +214,13 @@ def test_summary_counts_statuses_and_shows_the_latest_failure(ledger: Ledger) ->
     ledger.claim(JOB, fresh(ws[2:]), "a", T0, LEASE)
     ledger.finish(JOB, [Finished(ws[2], "first", 0, 0, 0.0)], "a", T0 + S)
     ledger.finish(JOB, [Finished(ws[3], "second", 0, 0, 0.0)], "a", T0 + 2 * S)
-    summary = ledger.summary(JOB)
+    summary = ledger.summary(JOB, T0 + 2 * S)
     assert summary.counts == {"done": 2, "failed": 2, "running": 1, "unrecoverable": 0}
     assert summary.last_failure is not None
     assert (summary.last_failure.window, summary.last_failure.error) == (ws[3], "second")
-    assert ledger.summary("nothing-yet").counts == {"done": 0, "failed": 0, "running": 0, "unrecoverable": 0}
+    # Once its lease has ended (its process died, or released it) a window is owed, not running.
+    assert ledger.summary(JOB, T0 + LEASE + S).counts["running"] == 0
+    assert ledger.summary("nothing-yet", T0).counts == {"done": 0, "failed": 0, "running": 0, "unrecoverable": 0}
 
 
 def _claim_worker(
