@@ -220,7 +220,12 @@ def test_summary_counts_statuses_and_shows_the_latest_failure(ledger: Ledger) ->
     assert (summary.last_failure.window, summary.last_failure.error) == (ws[3], "second")
     # Once its lease has ended (its process died, or released it) a window is owed, not running.
     assert ledger.summary(JOB, T0 + LEASE + S).counts["running"] == 0
-    assert ledger.summary("nothing-yet", T0).counts == {"done": 0, "failed": 0, "running": 0, "unrecoverable": 0}
+    assert ledger.summary("nothing-yet", T0).counts == {
+        "done": 0,
+        "failed": 0,
+        "running": 0,
+        "unrecoverable": 0,
+    }
 
 
 def _claim_worker(
