@@ -141,19 +141,33 @@ class FieldAccumulator:
         increase: np.ndarray | None = None,
         seconds: np.ndarray | None = None,
         use: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
         keep: np.ndarray | None = None,
     ) -> None:
         """Merge row values into the slots ``seg`` cuts them into.
 
-        ``use`` (bool per row, None for all) picks the rows that count; ``keep`` (bool per segment,
-        None for all) the segments that are merged at all: the others are not slots of a window.
+        ``use`` (bool per row, None for all) picks the rows that count, or ``excluded`` (sorted row
+        positions) the rows that do not: when only sums are asked for, those entries of ``values``,
+        ``increase`` and ``seconds`` are set to 0 in place. ``keep`` (bool per segment, None for all)
+        picks the segments that are merged at all: the others are not slots of a window.
         """
         if not len(seg.slots):
             return
+        counts = seg.counts
+        if excluded is not None and len(excluded):
+            sums_only = not (self.want_minmax or self.want_last or self.want_spread or self.percentiles)
+            if sums_only and seg.order is None:
+                for array in (values, increase, seconds):
+                    if array is not None:
+                        array[excluded] = 0.0
+                inside = np.searchsorted(seg.starts, excluded, side="right") - 1
+                counts = counts - np.bincount(inside, minlength=len(counts))
+            else:
+                use = np.ones(len(values), dtype=bool)
+                use[excluded] = False
         starts = seg.starts
         x = seg.take(values)
         if use is None:
-            counts = seg.counts
             sums = np.add.reduceat(x, starts)
         else:
             use = seg.take(use)

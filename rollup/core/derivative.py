@@ -270,8 +270,10 @@ def derive_rows(
         long[missing] = False
         if long.any():
             gaps = np.flatnonzero(long)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = dv / dt_s
+    # Within a run times are unique and increasing, so dt > 0; a sample without prev has a
+    # meaningless dt, set to 1 so that no division warns.
+    dt_s[missing] = 1.0
+    rate = dv / dt_s
     if factor != 1.0:
         rate *= factor
     return RowIntervals(

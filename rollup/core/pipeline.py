@@ -422,7 +422,7 @@ class Rollup:
             # One search over all runs at once: key = run × span + time, increasing through the rows.
             offsets = np.arange(runs, dtype=np.int64) * span
             key = np.repeat(offsets - low, lengths) + time
-            query = offsets[:, None] + np.clip(bounds - low, 0, span)[None, :]
+            query = offsets[:, None] + np.minimum(np.maximum(bounds - low, 0), span)[None, :]
             found = np.searchsorted(key, query.ravel(), side="left").reshape(runs, len(bounds))
             below: np.ndarray = found - starts[:, None]
             return below
@@ -474,14 +474,11 @@ class Rollup:
             acc.add_counts(frame.slots_at(rows.decreased), acc.resets)
         if len(rows.gaps):
             acc.add_counts(frame.slots_at(rows.gaps), acc.gaps)
-        use = None
         excluded = rows.excluded()
         if len(excluded):
-            # Only rows in a window's slot need a mask; the padding slots are never merged.
+            # Only rows in a window's slot matter; the padding slots are never merged.
             position = frame.slots_at(excluded) % self._stride
-            if np.any((position > 0) & (position < self._stride - 1)):
-                use = np.ones(len(frame.time), dtype=bool)
-                use[excluded] = False
+            excluded = excluded[(position > 0) & (position < self._stride - 1)]
         increase = rows.dv * rule.scale if acc.want_increase else None
         acc.merge(
             frame.seg,
@@ -489,7 +486,7 @@ class Rollup:
             frame.time,
             increase=increase,
             seconds=rows.seconds,
-            use=use,
+            excluded=excluded if len(excluded) else None,
             keep=frame.keep,
         )
 
