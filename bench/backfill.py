@@ -24,6 +24,7 @@ Markdown for BENCHMARKS.md) and written as JSON to bench/results/.
     python -m bench.backfill              # the reference: 1,000 series × 2 days = 2.88M rows
     python -m bench.backfill --week       # + peak memory with 1-day vs 7-day windows (10M rows)
     python -m bench.backfill --scale      # + 38,400 series at 2.5-minute polls for a day (22M rows)
+    python -m bench.backfill --devices 200 --interfaces 10 --days 1 --interval 30   # any N × M
 """
 
 from __future__ import annotations
@@ -749,10 +750,21 @@ def main() -> int:
         "--concurrency", type=int, nargs="*", default=[1, 2], help="rollup runs (default 1 2)"
     )
     parser.add_argument("--data-dir", type=Path, help="keep influxd's data here and reuse it next time")
+    size = parser.add_argument_group("another size for the main comparison (N series × M points)")
+    size.add_argument("--devices", type=int, help="agent_host values (default 50)")
+    size.add_argument("--interfaces", type=int, help="ifName values per device (default 20)")
+    size.add_argument("--days", type=int, help="days of data, one window each (default 2)")
+    size.add_argument("--interval", type=int, help="seconds between polls (default 60)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     concurrency = sorted(set(args.concurrency) | {1})
     data = QUICK if args.quick else FULL
+    if any(v is not None for v in (args.devices, args.interfaces, args.days, args.interval)):
+        devices = args.devices or data.devices
+        interfaces = args.interfaces or data.interfaces
+        days = args.days or data.days
+        interval = args.interval or data.interval
+        data = Dataset(f"d{devices}x{interfaces}x{days}d{interval}s", devices, interfaces, interval, days)
     report: dict[str, Any] = {"started": dt.datetime.now(dt.UTC).isoformat(), "machine": machine()}
     report["command"] = " ".join(["python -m bench.backfill", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="rollup-bench-") as tmp:
