@@ -40,6 +40,11 @@ class SourceProfile(InfluxConnection):
 
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
     format: Literal["json", "csv"] = "json"
+    concurrency: int = Field(default=1, ge=1, le=64)
+    """Queries in flight per read, each over a subset of the series (split on one tag's values)."""
+    read_ahead: int = Field(default=4, ge=0, le=1000)
+    """Batches received and parsed ahead by a reader thread per query, while the last is rolled up
+    (0: no thread, with ``concurrency = 1``)."""
     retention: str | None = Field(
         default=None,
         description="How long the buffer keeps raw points; older windows are never owed",

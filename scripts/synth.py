@@ -32,7 +32,7 @@ def _instant(text: str) -> int:
     return int(moment.timestamp())
 
 
-def interface_lines(
+def interface_series(
     start: int,
     end: int,
     devices: int,
@@ -41,8 +41,8 @@ def interface_lines(
     seed: int,
     resets: int,
     wrap32: bool,
-) -> Iterator[str]:
-    """Line protocol for ``interface`` points, series by series, times in seconds."""
+) -> Iterator[tuple[str, str, np.ndarray, list[np.ndarray]]]:
+    """(agent_host, ifName, times in seconds, [ifHCInOctets, ifHCOutOctets] as uint64) per series."""
     rng = np.random.default_rng(seed)
     # Device 0 never reboots so that its Counter32 interface (with --wrap32) wraps exactly once.
     candidates = np.arange(1, devices)
@@ -77,9 +77,26 @@ def interface_lines(
                 if counter32:
                     values = values % np.uint64(TWO_32)
                 columns.append(values)
-            tags = f"interface,agent_host={host},ifName=xe-0/0/{port}"
-            for i, stamp in enumerate(times.tolist()):
-                yield f"{tags} {FIELDS[0]}={columns[0][i]}i,{FIELDS[1]}={columns[1][i]}i {stamp}"
+            yield host, f"xe-0/0/{port}", times, columns
+
+
+def interface_lines(
+    start: int,
+    end: int,
+    devices: int,
+    interfaces: int,
+    interval: int,
+    seed: int,
+    resets: int,
+    wrap32: bool,
+) -> Iterator[str]:
+    """Line protocol for ``interface`` points, series by series, times in seconds."""
+    for host, port, times, (ins, outs) in interface_series(
+        start, end, devices, interfaces, interval, seed, resets, wrap32
+    ):
+        tags = f"interface,agent_host={host},ifName={port}"
+        for stamp, a, b in zip(times.tolist(), ins.tolist(), outs.tolist(), strict=True):
+            yield f"{tags} {FIELDS[0]}={a}i,{FIELDS[1]}={b}i {stamp}"
 
 
 def temperature_lines(start: int, end: int, devices: int, interval: int, seed: int) -> Iterator[str]:

@@ -81,7 +81,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{dir}/data"
   wal-dir = "{dir}/wal"
   query-log-enabled = false
-
+{data_options}
 [coordinator]
   max-select-point = 0
   max-select-series = 0
@@ -100,8 +100,11 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
-def start_influxd(directory: Path, port: int | None = None, auth: bool = False) -> RunningServer:
-    """Start Debian's ``influxd`` (1.x) with its data under ``directory``."""
+def start_influxd(
+    directory: Path, port: int | None = None, auth: bool = False, data_options: dict[str, str] | None = None
+) -> RunningServer:
+    """Start Debian's ``influxd`` (1.x) with its data under ``directory`` (``data_options``: more
+    settings of its ``[data]`` section, values written as given, e.g. ``{"cache-max-memory-size": "0"}``)."""
     binary = shutil.which("influxd")
     if binary is None:
         raise RuntimeError(
@@ -112,7 +115,11 @@ def start_influxd(directory: Path, port: int | None = None, auth: bool = False) 
     config = directory / "influxdb.conf"
     config.write_text(
         INFLUXD_CONFIG.format(
-            dir=directory, port=port, rpc_port=free_port(), auth="true" if auth else "false"
+            dir=directory,
+            port=port,
+            rpc_port=free_port(),
+            auth="true" if auth else "false",
+            data_options="".join(f"  {k} = {v}\n" for k, v in (data_options or {}).items()),
         )
     )
     log = directory / "influxd.log"

@@ -45,10 +45,46 @@ class Intervals:
     gap: np.ndarray  # bool: dt > max_gap
 
 
+@dataclass(slots=True)
+class RowIntervals:
+    """The intervals of one batch for one field, aligned with its rows: row i ends an interval when
+    the sample has a ``prev``. Exceptions are listed by row position (they are rare), so a caller
+    can tell in O(1) whether every row is a plain kept interval.
+
+    Rows listed in ``missing`` hold meaningless numbers in ``rate``, ``dv`` and ``seconds``.
+    """
+
+    rate: np.ndarray  # float64, dv / dt × unit × scale (NaN where dropped)
+    dv: np.ndarray  # float64, unscaled (NaN where dropped)
+    seconds: np.ndarray  # float64 dt
+    missing: np.ndarray  # positions of samples without a prev: no interval
+    decreased: np.ndarray  # positions of intervals with v1 < v0
+    dropped: np.ndarray  # positions of intervals whose dv is NaN (a dropped decrease)
+    gaps: np.ndarray  # positions of intervals longer than max_gap
+
+    def has(self) -> np.ndarray:
+        """Bool per row: the row ends an interval."""
+        mask = np.ones(len(self.rate), dtype=bool)
+        mask[self.missing] = False
+        return mask
+
+    def excluded(self) -> np.ndarray:
+        """Positions of rows that end no kept interval (no prev, dropped or a gap), sorted."""
+        parts = [p for p in (self.missing, self.dropped, self.gaps) if len(p)]
+        if not parts:
+            return _NO_POSITIONS
+        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+
+
+_NO_POSITIONS = np.zeros(0, dtype=np.int64)
+
+
 class PrevState:
     """Each series' last valid sample for one field: the ``prev`` of its next sample."""
 
     def __init__(self) -> None:
+        self.size = 0
+        self._capacity = 0
         self.has = np.zeros(0, dtype=bool)
         self.time = np.zeros(0, dtype=np.int64)
         self.as_float = np.zeros(0, dtype=np.float64)
@@ -56,25 +92,30 @@ class PrevState:
         self.is_int = np.zeros(0, dtype=bool)
 
     def grow(self, series_count: int) -> None:
-        extra = series_count - len(self.has)
-        if extra <= 0:
+        """Room for ``series_count`` series (capacity doubles, so growing series by series is cheap)."""
+        if series_count <= self.size:
             return
-        self.has = np.concatenate([self.has, np.zeros(extra, dtype=bool)])
-        self.time = np.concatenate([self.time, np.zeros(extra, dtype=np.int64)])
-        self.as_float = np.concatenate([self.as_float, np.zeros(extra, dtype=np.float64)])
-        self.as_uint = np.concatenate([self.as_uint, np.zeros(extra, dtype=np.uint64)])
-        self.is_int = np.concatenate([self.is_int, np.zeros(extra, dtype=bool)])
+        if series_count > self._capacity:
+            capacity = max(series_count, 2 * self._capacity, 64)
+            for name in ("has", "time", "as_float", "as_uint", "is_int"):
+                old = getattr(self, name)
+                new = np.zeros(capacity, dtype=old.dtype)
+                new[: self.size] = old[: self.size]
+                setattr(self, name, new)
+            self._capacity = capacity
+        self.size = series_count
 
     def remember(self, series: np.ndarray, time: np.ndarray, values: np.ndarray) -> None:
         """Store the last row of every series run in ``series`` (rows grouped by series)."""
-        if not len(series):
-            return
-        last = np.ones(len(series), dtype=bool)
-        last[:-1] = series[1:] != series[:-1]
-        ids = series[last]
+        if len(series):
+            ends = run_ends(series)
+            self.remember_runs(series[ends], ends, time, values)
+
+    def remember_runs(self, ids: np.ndarray, ends: np.ndarray, time: np.ndarray, values: np.ndarray) -> None:
+        """Store the rows at ``ends`` as the last samples of the series ``ids``."""
         self.has[ids] = True
-        self.time[ids] = time[last]
-        chosen = values[last]
+        self.time[ids] = time[ends]
+        chosen = values[ends]
         self.as_float[ids] = chosen.astype(np.float64)
         if values.dtype == np.uint64:
             self.as_uint[ids] = chosen
@@ -83,13 +124,31 @@ class PrevState:
             self.is_int[ids] = False
 
 
+def run_starts(series: np.ndarray) -> np.ndarray:
+    """Positions where a run of equal series ids begins."""
+    if not len(series):
+        return _NO_POSITIONS
+    starts = np.flatnonzero(np.diff(series)) + 1
+    return np.concatenate([_FIRST, starts]) if len(starts) else _FIRST
+
+
+def run_ends(series: np.ndarray) -> np.ndarray:
+    """Positions where a run of equal series ids ends."""
+    if not len(series):
+        return _NO_POSITIONS
+    return np.append(np.flatnonzero(np.diff(series)), len(series) - 1)
+
+
+_FIRST = np.zeros(1, dtype=np.int64)
+
+
 def exact_counter_values(values: np.ndarray) -> np.ndarray:
     """Counter values as ``uint64`` when integers allow it exactly, else ``float64``."""
     if values.dtype == np.uint64:
         return values
     if values.dtype.kind == "i":
         if len(values) == 0 or values.min() >= 0:
-            return values.astype(np.uint64)
+            return values.view(np.uint64) if values.dtype == np.int64 else values.astype(np.uint64)
         return values.astype(np.float64)
     return values.astype(np.float64, copy=False)
 
@@ -106,63 +165,135 @@ def derive(
 
     Updates ``prev`` with each series' last sample.
     """
-    values = exact_counter_values(values)
-    first = np.ones(len(series), dtype=bool)
-    first[1:] = series[1:] != series[:-1]
-    first_ids = series[first]
-    has_prev = np.ones(len(series), dtype=bool)
-    has_prev[first] = prev.has[first_ids]
-
-    t0 = np.empty_like(time)
-    t0[1:] = time[:-1]
-    t0[first] = prev.time[first_ids]
-    v0 = np.empty_like(values)
-    v0[1:] = values[:-1]
-    # Rows whose prev is a carried float sample while this batch is exact (the field changed type).
-    float_prev = np.zeros(len(series), dtype=bool)
-    if values.dtype == np.uint64:
-        v0[first] = prev.as_uint[first_ids]
-        float_prev[first] = ~prev.is_int[first_ids]
-    else:
-        v0[first] = prev.as_float[first_ids]
-    carried_float = prev.as_float[series[float_prev]]
-    prev.remember(series, time, values)
-
-    sel = has_prev
-    t1 = time[sel]
-    dt_s = (t1 - t0[sel]).astype(np.float64) / NS_PER_SECOND
-    factor = rule.unit_seconds * rule.scale
-    if values.dtype == np.uint64:
-        dv, decreased = _uint_deltas(rule, v0[sel], values[sel], dt_s, factor)
-        if float_prev.any():
-            rows = np.flatnonzero(float_prev)
-            v1_float = values[rows].astype(np.float64)
-            dt_rows = (time[rows] - t0[rows]).astype(np.float64) / NS_PER_SECOND
-            dv_rows, dec_rows = _float_deltas(rule, carried_float, v1_float, dt_rows, factor)
-            positions = np.cumsum(sel) - 1  # index of each selected row within the intervals
-            keep = sel[rows]
-            dv[positions[rows[keep]]] = dv_rows[keep]
-            decreased[positions[rows[keep]]] = dec_rows[keep]
-    else:
-        dv, decreased = _float_deltas(rule, v0[sel], values[sel], dt_s, factor)
-
-    kept = ~np.isnan(dv)
-    gap = np.zeros(len(t1), dtype=bool)
-    if max_gap_ns is not None:
-        gap = (t1 - t0[sel]) > max_gap_ns
-        kept &= ~gap
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = dv / dt_s * factor
+    starts = run_starts(series)
+    rows = derive_rows(rule, series[starts], starts, time, values, prev, max_gap_ns)
+    n = len(series)
+    has = rows.has()
+    kept = np.ones(n, dtype=bool)
+    kept[rows.dropped] = False
+    kept[rows.gaps] = False
+    decreased = np.zeros(n, dtype=bool)
+    decreased[rows.decreased] = True
+    gap = np.zeros(n, dtype=bool)
+    gap[rows.gaps] = True
     return Intervals(
-        series=series[sel],
-        time=t1,
-        rate=rate,
-        increase=dv * rule.scale,
-        seconds=dt_s,
-        kept=kept,
-        decreased=decreased,
-        gap=gap,
+        series=series[has],
+        time=time[has],
+        rate=rows.rate[has],
+        increase=rows.dv[has] * rule.scale,
+        seconds=rows.seconds[has],
+        kept=kept[has],
+        decreased=decreased[has],
+        gap=gap[has],
     )
+
+
+def derive_rows(
+    rule: FieldRule,
+    run_ids: np.ndarray,
+    starts: np.ndarray,
+    time: np.ndarray,
+    values: np.ndarray,
+    prev: PrevState,
+    max_gap_ns: int | None,
+    steps: np.ndarray | None = None,
+) -> RowIntervals:
+    """Like :func:`derive`, for rows given as runs (series ``run_ids[i]`` from ``starts[i]`` on), with
+    the result aligned to the rows. ``steps`` may give ``np.diff(time)`` if the caller has it.
+
+    Updates ``prev`` with each series' last sample.
+    """
+    n = len(time)
+    values = exact_counter_values(values)
+    first_has = prev.has[run_ids]
+    missing = starts[~first_has]
+
+    dt_ns = np.empty(n, dtype=np.int64)
+    if steps is None:
+        np.subtract(time[1:], time[:-1], out=dt_ns[1:])
+    else:
+        dt_ns[1:] = steps
+    dt_ns[starts] = time[starts] - prev.time[run_ids]
+    # Run starts whose prev is a carried float sample while this batch is exact (the field changed type).
+    float_prev = _NO_POSITIONS
+    carried_float = np.zeros(0)
+    exact = values.dtype == np.uint64
+    if exact:
+        start_prev = prev.as_uint[run_ids]
+        from_float = first_has & ~prev.is_int[run_ids]
+        float_prev = starts[from_float]
+        carried_float = prev.as_float[run_ids[from_float]]
+    else:
+        start_prev = prev.as_float[run_ids]
+    ends = np.empty(len(starts), dtype=np.int64)
+    ends[:-1] = starts[1:] - 1
+    if len(ends):
+        ends[-1] = n - 1
+    prev.remember_runs(run_ids, ends, time, values)
+
+    dt_s = dt_ns.astype(np.float64)
+    dt_s /= NS_PER_SECOND
+    factor = rule.unit_seconds * rule.scale
+    # dv = v1 - v0 with v0 the previous row, or the carried prev at a run start. In uint64 it is
+    # exact modulo 2^64 (equal to v1 + 2^64 - v0 on a decrease) before it becomes a float.
+    delta = np.empty_like(values)
+    np.subtract(values[1:], values[:-1], out=delta[1:])
+    delta[starts] = values[starts] - start_prev
+    dv = delta.astype(np.float64) if exact else delta
+    down = np.empty(n, dtype=bool)
+    np.less(values[1:], values[:-1], out=down[1:])
+    down[starts] = values[starts] < start_prev
+    down[missing] = False
+    if len(float_prev):
+        # The carried prev is a float: compare and subtract as floats (its row is redone below).
+        down[float_prev] = False
+    decreased = np.flatnonzero(down) if down.any() else _NO_POSITIONS
+    if len(decreased):
+        low, high = values[np.maximum(decreased - 1, 0)], values[decreased]
+        at = np.minimum(np.searchsorted(starts, decreased), len(starts) - 1)
+        first = starts[at] == decreased
+        low[first] = start_prev[at[first]]
+        if exact:
+            dv[decreased] = _uint_decrease(rule, low, high, dt_s[decreased], factor)
+        else:
+            dv[decreased] = _float_decrease(rule, low, high, dt_s[decreased], factor)
+    if len(float_prev):
+        v1_float = values[float_prev].astype(np.float64)
+        dv_rows, dec_rows = _float_deltas(rule, carried_float, v1_float, dt_s[float_prev], factor)
+        dv[float_prev] = dv_rows
+        if dec_rows.any():
+            decreased = np.union1d(decreased, float_prev[dec_rows])
+    dropped = decreased[np.isnan(dv[decreased])] if len(decreased) else _NO_POSITIONS
+    gaps = _NO_POSITIONS
+    if max_gap_ns is not None:
+        long = dt_ns > max_gap_ns
+        long[missing] = False
+        if long.any():
+            gaps = np.flatnonzero(long)
+    # Within a run times are unique and increasing, so dt > 0; a sample without prev has a
+    # meaningless dt, set to 1 so that no division warns.
+    dt_s[missing] = 1.0
+    rate = dv / dt_s
+    if factor != 1.0:
+        rate *= factor
+    return RowIntervals(
+        rate=rate, dv=dv, seconds=dt_s, missing=missing, decreased=decreased, dropped=dropped, gaps=gaps
+    )
+
+
+def _uint_decrease(
+    rule: FieldRule, v0: np.ndarray, v1: np.ndarray, dt_s: np.ndarray, factor: float
+) -> np.ndarray:
+    """``dv`` as float64 (NaN where dropped) for exact uint64 samples that all decreased."""
+    dv, _ = _uint_deltas(rule, v0, v1, dt_s, factor)
+    return dv
+
+
+def _float_decrease(
+    rule: FieldRule, v0: np.ndarray, v1: np.ndarray, dt_s: np.ndarray, factor: float
+) -> np.ndarray:
+    dv, _ = _float_deltas(rule, v0, v1, dt_s, factor)
+    return dv
 
 
 def _uint_deltas(

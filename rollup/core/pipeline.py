@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rollup.core.accumulate import FieldAccumulator
+from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
-from rollup.core.derivative import PrevState, derive
+from rollup.core.derivative import PrevState, derive_rows, run_starts
 from rollup.core.spec import FieldRule, RollupSpec
 from rollup.core.windows import Window
 
@@ -45,49 +45,103 @@ class WindowResult:
 @dataclass(slots=True)
 class _Column:
     values: np.ndarray
-    valid: np.ndarray
-    invalid: np.ndarray
+    valid: np.ndarray | None
+    """Rows whose value is usable; None: every row."""
+    invalid: np.ndarray | None
+    """Rows that carried something that is not a number; None: no row."""
+
+    def any_valid(self) -> bool:
+        return bool(len(self.values)) if self.valid is None else bool(self.valid.any())
+
+    def take(self, index: np.ndarray | slice) -> _Column:
+        return _Column(
+            self.values[index],
+            None if self.valid is None else self.valid[index],
+            None if self.invalid is None else self.invalid[index],
+        )
 
 
 @dataclass(slots=True)
 class _Rows:
-    series: np.ndarray
+    """Rows in runs: series ``run_ids[i]`` from row ``starts[i]`` on (neighbouring runs differ)."""
+
+    run_ids: np.ndarray
+    starts: np.ndarray
     time: np.ndarray
     columns: dict[str, _Column] = field(default_factory=dict)
 
-    def take(self, index: np.ndarray | slice) -> _Rows:
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.append(self.starts, len(self.time)))
+
+    def series(self) -> np.ndarray:
+        """The series id of every row."""
+        return np.repeat(self.run_ids, self.lengths)
+
+    @staticmethod
+    def of_series(series: np.ndarray, time: np.ndarray, columns: dict[str, _Column]) -> _Rows:
+        starts = run_starts(series)
+        return _Rows(series[starts], starts, time, columns)
+
+    def take(self, index: np.ndarray) -> _Rows:
+        """The rows picked by a mask or positions."""
+        return _Rows.of_series(
+            self.series()[index], self.time[index], {name: c.take(index) for name, c in self.columns.items()}
+        )
+
+    def between(self, low: int, high: int) -> _Rows:
+        """Rows ``low`` to ``high`` (exclusive), as views."""
+        first = int(np.searchsorted(self.starts, low, side="right")) - 1
+        last = int(np.searchsorted(self.starts, high, side="left"))
+        starts = self.starts[first:last] - low
+        starts[0] = 0
+        window = slice(low, high)
         return _Rows(
-            self.series[index],
-            self.time[index],
-            {
-                name: _Column(c.values[index], c.valid[index], c.invalid[index])
-                for name, c in self.columns.items()
-            },
+            self.run_ids[first:last],
+            starts,
+            self.time[window],
+            {name: c.take(window) for name, c in self.columns.items()},
         )
 
     @staticmethod
     def join(first: _Rows, second: _Rows) -> _Rows:
+        columns = {}
+        for name, c in second.columns.items():
+            a = first.columns[name]
+            columns[name] = _Column(
+                _concat_values(a, c),
+                _concat_masks(a.valid, c.valid, len(a.values), len(c.values), True),
+                _concat_masks(a.invalid, c.invalid, len(a.values), len(c.values), False),
+            )
+        run_ids, starts = second.run_ids, second.starts + len(first)
+        if len(run_ids) and run_ids[0] == first.run_ids[-1]:
+            run_ids, starts = run_ids[1:], starts[1:]
         return _Rows(
-            np.concatenate([first.series, second.series]),
+            np.concatenate([first.run_ids, run_ids]),
+            np.concatenate([first.starts, starts]),
             np.concatenate([first.time, second.time]),
-            {
-                name: _Column(
-                    _concat_values(first.columns[name], c),
-                    np.concatenate([first.columns[name].valid, c.valid]),
-                    np.concatenate([first.columns[name].invalid, c.invalid]),
-                )
-                for name, c in second.columns.items()
-            },
+            columns,
         )
+
+
+def _concat_masks(
+    a: np.ndarray | None, b: np.ndarray | None, na: int, nb: int, fill: bool
+) -> np.ndarray | None:
+    if a is None and b is None:
+        return None
+    return np.concatenate([np.full(na, fill) if a is None else a, np.full(nb, fill) if b is None else b])
 
 
 def _concat_values(first: _Column, second: _Column) -> np.ndarray:
     a, b = first.values, second.values
     # Rows without a usable value hold mere placeholders: their dtype must not turn exact integers
     # of the other side into floats.
-    if not first.valid.any():
+    if not first.any_valid():
         a = np.zeros(len(a), dtype=b.dtype)
-    elif not second.valid.any():
+    elif not second.any_valid():
         b = np.zeros(len(b), dtype=a.dtype)
     if a.dtype == b.dtype:
         return np.concatenate([a, b])
@@ -97,8 +151,47 @@ def _concat_values(first: _Column, second: _Column) -> np.ndarray:
     return np.concatenate([a.astype(np.float64), b.astype(np.float64)])
 
 
+@dataclass(slots=True)
+class _Frame:
+    """Rows of one field ready for the derivative: in runs of one series each (``run_ids``,
+    ``starts``), time-ordered, unique times, none late. ``seg`` cuts the rows by accumulator slot and
+    ``keep`` tells which of those segments are slots of a window (the others are padding, see
+    :class:`Rollup`); ``steps`` is ``np.diff(time)`` when known."""
+
+    run_ids: np.ndarray
+    starts: np.ndarray
+    time: np.ndarray
+    seg: Segments
+    keep: np.ndarray | None
+    steps: np.ndarray | None = None
+    _slot: np.ndarray | None = None
+
+    def series(self) -> np.ndarray:
+        return np.repeat(self.run_ids, np.diff(np.append(self.starts, len(self.time))))
+
+    def slots_at(self, positions: np.ndarray) -> np.ndarray:
+        """The slot of the rows at ``positions``."""
+        if self._slot is not None:
+            picked: np.ndarray = self._slot[positions]
+            return picked
+        # Segments are in row order here: each one is a range of rows.
+        found: np.ndarray = self.seg.slots[np.searchsorted(self.seg.starts, positions, side="right") - 1]
+        return found
+
+    def slots(self) -> np.ndarray:
+        if self._slot is None:
+            self._slot = np.repeat(self.seg.slots, self.seg.counts)
+        return self._slot
+
+
 class Rollup:
-    """Aggregates a contiguous run of windows from a stream of batches."""
+    """Aggregates a contiguous run of windows from a stream of batches.
+
+    Each group owns ``len(windows) + 2`` consecutive accumulator slots: one per window, framed by a
+    slot for rows before the first window (the lookback) and one for rows after the last. A row's
+    slot is then ``group's first slot + searchsorted(bounds, time)``, rows of a series sorted by time
+    have sorted slots, and rows outside the windows need no mask: their padding slots are never read.
+    """
 
     def __init__(self, spec: RollupSpec, windows: Sequence[Window]):
         if not windows:
@@ -109,8 +202,9 @@ class Rollup:
         self.spec = spec
         self.windows = list(windows)
         self.bounds = np.asarray([w.start for w in windows] + [windows[-1].end], dtype=np.int64)
+        self._stride = len(self.windows) + 2
         self._series: dict[SeriesKey, int] = {}
-        self._series_group = np.zeros(0, dtype=np.int64)
+        self._series_group = np.zeros(64, dtype=np.int64)
         self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields}
@@ -128,40 +222,58 @@ class Rollup:
     def feed(self, batch: Batch) -> None:
         rows = self._rows_of(batch)
         if self._held is not None:
-            rows = _Rows.join(self._held, rows)
+            rows = _Rows.join(self._held, rows) if len(rows) else self._held
             self._held = None
-        if not len(rows.series):
+        n = len(rows)
+        if not n:
             return
         # The series the batch ends with (in input order) may continue in the next batch, possibly
         # with more rows at its newest time: hold all of those back, in input order.
-        tail = rows.series == rows.series[-1]
+        last = rows.run_ids[-1]
+        tail_start = int(rows.starts[-1])
+        tail_time = rows.time[tail_start:]
+        if not np.any(rows.run_ids[:-1] == last) and bool(np.all(tail_time[1:] >= tail_time[:-1])):
+            # The usual case: the last series is one time-ordered run at the end, so its rows at the
+            # newest time are a suffix.
+            cut = tail_start + int(np.searchsorted(tail_time, tail_time[-1], side="left"))
+            self._held = rows.between(cut, n)
+            if cut:
+                self._process(rows.between(0, cut))
+            return
+        series = rows.series()
+        tail = series == last
         hold = tail & (rows.time == rows.time[tail].max())
         self._held = rows.take(hold)
-        self._process(_sorted(rows.take(~hold)))
+        rest = rows.take(~hold)
+        if len(rest):
+            self._process(rest)
 
     def finish(self) -> list[WindowResult]:
         if self._held is not None:
-            self._process(self._held)
-            self._held = None
+            held, self._held = self._held, None
+            self._process(held)
         return self._results()
 
     # -- internals ----------------------------------------------------------------------------
 
     def _series_ids(self, keys: list[SeriesKey]) -> np.ndarray:
         ids = np.empty(len(keys), dtype=np.int64)
-        new_groups: list[int] = []
+        known = len(self._series)
         for i, key in enumerate(keys):
             sid = self._series.get(key)
             if sid is None:
                 sid = len(self._series)
                 self._series[key] = sid
-                new_groups.append(self._group_of(key))
+                if sid >= len(self._series_group):
+                    grown = np.zeros(2 * len(self._series_group), dtype=np.int64)
+                    grown[:sid] = self._series_group[:sid]
+                    self._series_group = grown
+                self._series_group[sid] = self._group_of(key)
             ids[i] = sid
-        if new_groups:
-            self._series_group = np.concatenate([self._series_group, np.asarray(new_groups, dtype=np.int64)])
+        if len(self._series) > known:
             for prev in self._prev.values():
                 prev.grow(len(self._series))
-            slots = len(self._groups) * len(self.windows)
+            slots = len(self._groups) * self._stride
             for acc in self._acc.values():
                 acc.grow(slots)
         return ids
@@ -185,111 +297,219 @@ class Rollup:
         return gid
 
     def _rows_of(self, batch: Batch) -> _Rows:
-        series = np.repeat(self._series_ids(batch.keys), batch.run_lengths)
-        n = len(series)
+        run_ids = self._series_ids(batch.keys)
+        lengths = np.asarray(batch.run_lengths, dtype=np.int64)
+        n = int(lengths.sum())
+        starts = np.cumsum(lengths) - lengths
+        # Empty runs carry nothing, and neighbouring runs of one series are one run.
+        distinct = lengths > 0
+        distinct[1:] &= run_ids[1:] != run_ids[:-1]
+        if not distinct.all():
+            nonempty = lengths > 0
+            run_ids, starts = run_ids[nonempty], starts[nonempty]
+            distinct = np.ones(len(run_ids), dtype=bool)
+            distinct[1:] = run_ids[1:] != run_ids[:-1]
+            run_ids, starts = run_ids[distinct], starts[distinct]
         columns: dict[str, _Column] = {}
         for rule in self.spec.fields:
             column = batch.fields.get(rule.name)
             if column is None:
                 columns[rule.name] = _Column(np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
                 continue
+            values = column.values
+            if column.valid is None and column.invalid is None:
+                if values.dtype.kind != "f":
+                    columns[rule.name] = _Column(values, None, None)
+                    continue
+                finite = np.isfinite(values)
+                if finite.all():
+                    columns[rule.name] = _Column(values, None, None)
+                else:
+                    columns[rule.name] = _Column(values, finite, ~finite)
+                continue
             valid = np.ones(n, dtype=bool) if column.valid is None else column.valid.astype(bool, copy=True)
             invalid = (
                 np.zeros(n, dtype=bool) if column.invalid is None else column.invalid.astype(bool, copy=True)
             )
             valid &= ~invalid  # a value flagged as not a number is never used, whatever ``valid`` says
-            values = column.values
             if values.dtype.kind == "f":
                 finite = np.isfinite(values)
                 invalid |= valid & ~finite
                 valid &= finite
             columns[rule.name] = _Column(values, valid, invalid)
-        return _Rows(series, np.asarray(batch.time, dtype=np.int64), columns)
+        return _Rows(run_ids, starts, np.asarray(batch.time, dtype=np.int64), columns)
 
     def _process(self, rows: _Rows) -> None:
-        nwin = len(self.windows)
-        window = np.searchsorted(self.bounds, rows.time, side="right") - 1
-        inside = (window >= 0) & (window < nwin)
-        self._points += np.bincount(window[inside], minlength=nwin)
-        self.lookback_points += int(np.count_nonzero(window < 0))
-        slot = self._series_group[rows.series] * nwin + window
-        for rule in self.spec.fields:
-            self._process_field(rule, rows, rows.columns[rule.name], slot, inside)
+        """Roll up rows: put them in order if they are not, count points, then each field."""
+        # Rows must be grouped by series and time-ordered within each: sort them if they are not
+        # (stable, so duplicates keep their order).
+        steps = np.diff(rows.time)
+        steps[rows.starts[1:] - 1] = 1  # where one run ends and the next begins
+        ordered = not len(steps) or int(steps.min()) >= 0
+        ids = rows.run_ids
+        grouped = len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])) or len(np.unique(ids)) == len(ids)
+        if not (ordered and grouped):
+            rows = rows.take(np.lexsort((rows.time, rows.series())))
+            steps = np.diff(rows.time)
+            steps[rows.starts[1:] - 1] = 1
+        unique_times = not len(steps) or int(steps.min()) > 0
+        run_ids, starts, time = rows.run_ids, rows.starts, rows.time
 
-    def _process_field(
-        self, rule: FieldRule, rows: _Rows, column: _Column, slot: np.ndarray, inside: np.ndarray
-    ) -> None:
+        frame, pieces = self._frame(run_ids, starts, time, steps)
+        nwin = len(self.windows)
+        self._points += pieces[:, 1 : nwin + 1].sum(axis=0)
+        self.lookback_points += int(pieces[:, 0].sum())
+        for rule in self.spec.fields:
+            column = rows.columns[rule.name]
+            if column.invalid is not None:
+                acc = self._acc[rule.name]
+                acc.add_counts(frame.slots_at(np.flatnonzero(column.invalid)), acc.invalid)
+            clean = column.valid is None and unique_times
+            if clean:
+                prev = self._prev[rule.name]
+                clean = not np.any(prev.has[run_ids] & (time[starts] <= prev.time[run_ids]))
+            if clean:
+                self._process_field(rule, frame, column.values)
+            else:
+                self._process_field_rows(rule, frame, column)
+
+    def _frame(
+        self, run_ids: np.ndarray, starts: np.ndarray, time: np.ndarray, steps: np.ndarray | None = None
+    ) -> tuple[_Frame, np.ndarray]:
+        """The frame of time-ordered runs, and how many rows of each run fall in each slot of its
+        group (runs × (windows + 2))."""
+        n = len(time)
+        stride = self._stride
+        lengths = np.diff(np.append(starts, n))
+        below = self._rows_below(run_ids, starts, lengths, time)  # runs × bounds
+        pieces = np.empty((len(starts), stride), dtype=np.int64)
+        pieces[:, 0] = below[:, 0]
+        pieces[:, 1:-1] = np.diff(below, axis=1)
+        pieces[:, -1] = lengths - below[:, -1]
+        piece_slots = (self._series_group[run_ids] * stride)[:, None] + np.arange(stride)
+        sizes = pieces.ravel()
+        present = sizes > 0
+        sizes, slots = sizes[present], piece_slots.ravel()[present]
+        slot_rows = None
+        if len(slots) > 1 and np.any(slots[1:] < slots[:-1]):
+            slot_rows = np.repeat(slots, sizes)
+            seg = segment(slot_rows)
+        else:
+            # Pieces in slot order: a segment is a run of pieces with one slot (neighbouring series
+            # of one group), no row needs to move.
+            first = np.ones(len(slots), dtype=bool)
+            first[1:] = slots[1:] != slots[:-1]
+            piece_starts = np.cumsum(sizes) - sizes
+            counts = np.add.reduceat(sizes, np.flatnonzero(first)) if len(sizes) else sizes
+            seg = Segments(None, slots[first], piece_starts[first], counts)
+        position = seg.slots % stride
+        window = (position > 0) & (position < stride - 1)
+        frame = _Frame(run_ids, starts, time, seg, None if window.all() else window, steps, slot_rows)
+        return frame, pieces
+
+    def _rows_below(
+        self, run_ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, time: np.ndarray
+    ) -> np.ndarray:
+        """For each (time-ordered) run and each bound: how many of its rows are before the bound."""
+        bounds = self.bounds
+        runs = len(starts)
+        if not runs:
+            return np.zeros((0, len(bounds)), dtype=np.int64)
+        ends = starts + lengths - 1
+        low = int(time[starts].min())
+        span = int(time[ends].max()) - low + 1
+        if runs * span < 2**62:
+            # One search over all runs at once: key = run × span + time, increasing through the rows.
+            offsets = np.arange(runs, dtype=np.int64) * span
+            key = np.repeat(offsets - low, lengths) + time
+            query = offsets[:, None] + np.minimum(np.maximum(bounds - low, 0), span)[None, :]
+            found = np.searchsorted(key, query.ravel(), side="left").reshape(runs, len(bounds))
+            below: np.ndarray = found - starts[:, None]
+            return below
+        below = np.empty((runs, len(bounds)), dtype=np.int64)  # runs × span too large for one key
+        for i in range(runs):
+            run = time[starts[i] : ends[i] + 1]
+            below[i] = np.searchsorted(run, bounds, side="left")
+        return below
+
+    def _process_field_rows(self, rule: FieldRule, frame: _Frame, column: _Column) -> None:
+        """The general case: keep the last valid value of each timestamp, skip late samples."""
         acc = self._acc[rule.name]
-        acc.add_counts(slot[column.invalid & inside], acc.invalid)
-        index = np.flatnonzero(column.valid)
-        series, time = rows.series[index], rows.time[index]
+        series, time = frame.series(), frame.time
+        index = np.arange(len(series)) if column.valid is None else np.flatnonzero(column.valid)
+        series, time = series[index], time[index]
         # Duplicate timestamps in a series: the last valid value wins, even if rows without a
         # usable value of this field sit between the duplicates.
         last = np.ones(len(index), dtype=bool)
         last[:-1] = (series[1:] != series[:-1]) | (time[1:] != time[:-1])
         index = index[last]
-        series, time, values = series[last], time[last], column.values[index]
-        slot, inside = slot[index], inside[index]
+        series, time = series[last], time[last]
         prev = self._prev[rule.name]
         # A sample not newer than the series' last one arrived out of order across batches: skipped.
         late = prev.has[series] & (time <= prev.time[series])
         if late.any():
-            acc.add_counts(slot[late & inside], acc.invalid)
+            acc.add_counts(frame.slots_at(index[late]), acc.invalid)
             ok = ~late
-            series, time, values, slot, inside = series[ok], time[ok], values[ok], slot[ok], inside[ok]
-        acc.add_counts(slot[inside], acc.samples)
-        if rule.kind == "gauge":
-            prev.remember(series, time, values)
-            scaled = values.astype(np.float64) * rule.scale
-            acc.add_values(slot[inside], scaled[inside], time[inside])
+            index, series, time = index[ok], series[ok], time[ok]
+        if not len(index):
             return
-        intervals = derive(rule, series, time, values, prev, self.spec.max_gap_ns)
-        nwin = len(self.windows)
-        window = np.searchsorted(self.bounds, intervals.time, side="right") - 1
-        counted = (window >= 0) & (window < nwin)
-        islot = self._series_group[intervals.series] * nwin + window
-        acc.add_counts(islot[counted & intervals.decreased], acc.resets)
-        acc.add_counts(islot[counted & intervals.gap], acc.gaps)
-        use = counted & intervals.kept
-        acc.add_values(
-            islot[use],
-            intervals.rate[use],
-            intervals.time[use],
-            increase=intervals.increase[use],
-            seconds=intervals.seconds[use],
+        starts = run_starts(series)
+        sub, _ = self._frame(series[starts], starts, time)
+        self._process_field(rule, sub, column.values[index])
+
+    def _process_field(self, rule: FieldRule, frame: _Frame, values: np.ndarray) -> None:
+        acc = self._acc[rule.name]
+        prev = self._prev[rule.name]
+        acc.add_segment_counts(frame.seg, acc.samples, frame.keep)
+        if rule.kind == "gauge":
+            ends = np.append(frame.starts[1:] - 1, len(frame.time) - 1)
+            prev.remember_runs(frame.run_ids, ends, frame.time, values)
+            scaled = values.astype(np.float64) * rule.scale
+            acc.merge(frame.seg, scaled, frame.time, keep=frame.keep)
+            return
+        rows = derive_rows(
+            rule, frame.run_ids, frame.starts, frame.time, values, prev, self.spec.max_gap_ns, frame.steps
+        )
+        if len(rows.decreased):
+            acc.add_counts(frame.slots_at(rows.decreased), acc.resets)
+        if len(rows.gaps):
+            acc.add_counts(frame.slots_at(rows.gaps), acc.gaps)
+        excluded = rows.excluded()
+        if len(excluded):
+            # Only rows in a window's slot matter; the padding slots are never merged.
+            position = frame.slots_at(excluded) % self._stride
+            excluded = excluded[(position > 0) & (position < self._stride - 1)]
+        increase = rows.dv * rule.scale if acc.want_increase else None
+        acc.merge(
+            frame.seg,
+            rows.rate,
+            frame.time,
+            increase=increase,
+            seconds=rows.seconds,
+            excluded=excluded if len(excluded) else None,
+            keep=frame.keep,
         )
 
     def _results(self) -> list[WindowResult]:
         nwin = len(self.windows)
-        active = np.zeros(len(self._groups) * nwin, dtype=bool)
+        stride = self._stride
+        size = len(self._groups) * stride
+        active = np.zeros(size, dtype=bool)
         for acc in self._acc.values():
-            active |= acc.n > 0
-        percentiles = {name: acc.percentile_table() for name, acc in self._acc.items()}
-        per_window: list[list[OutputRow]] = [[] for _ in range(nwin)]
+            active |= acc.n[:size] > 0
         order = sorted(range(len(self._groups)), key=lambda g: sorted(self._group_tags[g].items()))
-        for gid in order:
-            for w in np.flatnonzero(active[gid * nwin : (gid + 1) * nwin]).tolist():
-                slot = gid * nwin + w
-                values: dict[str, float] = {}
-                for name, acc in self._acc.items():
-                    values.update(acc.coverage(slot))
-                    if acc.n[slot] > 0:
-                        values.update(acc.aggregate(slot, percentiles[name]))
-                window = self.windows[w]
-                stamp = window.start if self.spec.stamp == "start" else window.end
-                per_window[w].append(OutputRow(dict(self._group_tags[gid]), window, stamp, values))
+        by_group = active.reshape(len(self._groups), stride)[:, 1 : nwin + 1]
+        chosen = [(gid, w) for gid in order for w in np.flatnonzero(by_group[gid]).tolist()]
+        slots = np.asarray([gid * stride + 1 + w for gid, w in chosen], dtype=np.int64)
+        columns: list[tuple[str, list[float | int | None]]] = []
+        for acc in self._acc.values():
+            columns.extend(acc.columns(slots))
+        per_window: list[list[OutputRow]] = [[] for _ in range(nwin)]
+        for i, (gid, w) in enumerate(chosen):
+            values = {name: column[i] for name, column in columns if column[i] is not None}
+            window = self.windows[w]
+            stamp = window.start if self.spec.stamp == "start" else window.end
+            per_window[w].append(OutputRow(dict(self._group_tags[gid]), window, stamp, values))  # type: ignore[arg-type]
         return [
             WindowResult(window, per_window[i], int(self._points[i])) for i, window in enumerate(self.windows)
         ]
-
-
-def _sorted(rows: _Rows) -> _Rows:
-    """Rows grouped by series and time-ordered within each (stable, so duplicates keep their order)."""
-    series, time = rows.series, rows.time
-    if len(series) < 2:
-        return rows
-    same = series[1:] == series[:-1]
-    ordered = np.all(series[1:] >= series[:-1]) and not np.any(same & (time[1:] < time[:-1]))
-    if ordered:
-        return rows
-    return rows.take(np.lexsort((time, series)))

@@ -75,6 +75,7 @@ class JobRunner:
             start=span[0].start - self.job.window.lookback_ns,
             end=span[-1].end,
             where=spec.tag_matches(),
+            together=tuple(self.job.group_by or ()),
         )
 
     def spans(self, windows: Sequence[Window]) -> Iterator[list[Window]]:

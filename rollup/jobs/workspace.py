@@ -46,7 +46,13 @@ class Workspace:
         profile = self.settings.sources.get(job.source.profile)
         if profile is None:  # pragma: no cover - the loader checked the reference
             raise ConfigError(f"job {job.name}: unknown source profile {job.source.profile!r}")
-        return InfluxQLSource(profile, chunk_size=profile.chunk_size, format=profile.format)
+        return InfluxQLSource(
+            profile,
+            chunk_size=profile.chunk_size,
+            format=profile.format,
+            concurrency=profile.concurrency,
+            read_ahead=profile.read_ahead,
+        )
 
     def target_for(self, job: JobSpec) -> OutputTarget:
         return OutputTarget(

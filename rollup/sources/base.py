@@ -29,6 +29,9 @@ class SourceQuery:
     end: int
     retention_policy: str | None = None
     where: Mapping[str, TagMatch] = field(default_factory=dict)
+    together: tuple[str, ...] = ()
+    """Tags that make a group (the job's ``group_by``): a source that reads subsets of the series
+    in parallel splits on one of these when it can, so each group's rows arrive in one order."""
 
 
 class Source(Protocol):

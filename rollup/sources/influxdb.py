@@ -21,8 +21,9 @@ Two response formats, ``json`` (the default) and ``csv``:
 
 JSON is the default: it is exact, and at least as fast end to end, where influxd is the bottleneck
 (``bench/source_formats.py``, 200k rows from a local influxd 1.6 on 2 cores: JSON 150-215k rows/s,
-CSV 135-175k rows/s; parsing a recorded response alone: JSON 0.75-1.2M rows/s, CSV ~0.25M rows/s,
-whose rows go through Python's csv module one by one).
+CSV 135-175k rows/s). Series whose values are all non-negative integers (counters) are read from
+the JSON text by numpy (:mod:`rollup.sources.jsonrows`), some 3x faster than decoding them into
+Python objects; CSV rows go through Python's csv module one by one (~0.25M rows/s).
 
 Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
 (``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float
@@ -32,6 +33,14 @@ a boolean is not valid and counted as invalid.
 Responses are requested uncompressed unless ``compress=True``: on a fast link, gzipping costs
 influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: 95-135k
 rows/s gzipped against 150-215k rows/s plain).
+
+Reading overlaps rolling up: a thread per query receives and parses up to ``read_ahead`` batches
+ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
+caller computes and memory stays flat. With ``concurrency = N`` the series are split into N subsets
+on one tag's values (``SHOW TAG VALUES``; a tag of the job's groups when one has enough values, so
+each group's rows come in one order) and N queries run at once, their batches interleaved; the last
+subset is "every other value", so a series whose tag value appeared meanwhile is not missed. That
+pays off when influxd has cores to spare.
 
 Connecting is retried with exponential backoff and jitter (connection errors, timeouts, HTTP 5xx);
 once a response is being read nothing is retried, since the caller may already hold batches from it.
@@ -53,13 +62,16 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
-from rollup.sources.base import SourceQuery
-from rollup.sources.influxql import build_query
+from rollup.sources.base import SourceQuery, TagMatch
+from rollup.sources.influxql import build_query, tag_values_query
+from rollup.sources.jsonrows import integer_rows, split_values
+from rollup.sources.prefetch import read_ahead
 
 Format = Literal["json", "csv"]
 
 _ERROR_TEXT_LIMIT = 500
 _NONE = np.array(None, dtype=object)
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 class _RetryableError(SourceError):
@@ -79,9 +91,15 @@ class InfluxQLSource:
         attempts: int = 4,
         backoff: float = 0.5,
         compress: bool = False,
+        concurrency: int = 1,
+        read_ahead: int = 4,
     ):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if read_ahead < 0:
+            raise ValueError(f"read_ahead must not be negative, got {read_ahead}")
         if format not in ("json", "csv"):
             raise ValueError(f"format must be 'json' or 'csv', got {format!r}")
         if attempts < 1:
@@ -91,6 +109,8 @@ class InfluxQLSource:
         self.attempts = attempts
         self.backoff = backoff
         self.compress = compress
+        self.concurrency = concurrency
+        self.read_ahead = read_ahead
         self._url = connection.url
         self._timeout = connection.timeout
         self._client = connection.client("InfluxDB source", transport)
@@ -98,7 +118,14 @@ class InfluxQLSource:
     # -- Source protocol --------------------------------------------------------------------------
 
     def read(self, query: SourceQuery) -> Iterator[Batch]:
-        statement = build_query(query)
+        subsets = self._subsets(query) if self.concurrency > 1 else [()]
+        readers = [self._read_statement(query, build_query(query, extra)) for extra in subsets]
+        if self.read_ahead == 0 and len(readers) == 1:
+            yield from readers[0]
+        else:
+            yield from read_ahead(readers, depth=max(self.read_ahead, 1) * len(readers))
+
+    def _read_statement(self, query: SourceQuery, statement: str) -> Iterator[Batch]:
         response = self._open(query.database, statement)
         try:
             if self.format == "json":
@@ -113,6 +140,53 @@ class InfluxQLSource:
             raise SourceError(f"the result stream from InfluxDB at {self._url} broke off: {exc}") from None
         finally:
             response.close()
+
+    def _subsets(self, query: SourceQuery) -> list[tuple[tuple[str, TagMatch], ...]]:
+        """Conditions that split the query's series into up to ``concurrency`` disjoint subsets
+        covering them all: on one tag, the first subsets take lists of its values and the last one
+        everything else (series without the tag, and values that appeared since we asked)."""
+        values = self._tag_values(query)
+        if not values:
+            return [()]
+        # A tag of the groups if one has enough values (a group's rows then come in one stream),
+        # else the tag with the most values.
+        grouping = [tag for tag in query.together if len(values.get(tag, ())) >= self.concurrency]
+        tag = grouping[0] if grouping else max(sorted(values), key=lambda name: len(values[name]))
+        known = sorted(values[tag])
+        parts = min(self.concurrency, len(known))
+        if parts < 2:
+            return [()]
+        size = -(-len(known) // parts)
+        lists = [tuple(known[i : i + size]) for i in range(0, len(known), size)]
+        subsets: list[tuple[tuple[str, TagMatch], ...]] = [((tag, TagMatch(values=v)),) for v in lists[:-1]]
+        taken = tuple(value for chosen in lists[:-1] for value in chosen)
+        subsets.append(((tag, TagMatch(values=taken, negate=True)),))
+        return subsets
+
+    def _tag_values(self, query: SourceQuery) -> dict[str, set[str]]:
+        """Every tag of the series the query selects, with its values (SHOW TAG VALUES)."""
+        response = self._open(query.database, tag_values_query(query), chunked=False)
+        try:
+            body = response.read()
+        except httpx.HTTPError as exc:
+            raise SourceError(f"the answer from InfluxDB at {self._url} broke off: {exc}") from None
+        finally:
+            response.close()
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+        values: dict[str, set[str]] = {}
+        for result in self._results(doc):
+            for series in _list(result.get("series", []), "series"):
+                if not isinstance(series, dict):
+                    raise SourceError(f"unexpected series in the InfluxDB response: {_short(series)}")
+                for row in _list(series.get("values", []), "values"):
+                    if not (isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)):
+                        raise SourceError(f"unexpected tag value in the InfluxDB response: {_short(row)}")
+                    if row[1]:
+                        values.setdefault(row[0], set()).add(row[1])
+        return values
 
     def check(self) -> None:
         try:
@@ -134,7 +208,7 @@ class InfluxQLSource:
 
     # -- request ----------------------------------------------------------------------------------
 
-    def _open(self, database: str, statement: str) -> httpx.Response:
+    def _open(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 16)
@@ -143,19 +217,22 @@ class InfluxQLSource:
             reraise=True,
         )
         try:
-            return retrying(self._send, database, statement)
+            return retrying(self._send, database, statement, chunked)
         except _RetryableError as exc:
             tries = "once" if self.attempts == 1 else f"{self.attempts} times"
             raise SourceError(f"{exc} (tried {tries})") from None
 
-    def _send(self, database: str, statement: str) -> httpx.Response:
+    def _send(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
+        params = {"db": database, "epoch": "ns"}
+        if chunked:
+            params |= {"chunked": "true", "chunk_size": str(self.chunk_size)}
         request = self._client.build_request(
             "POST",
             "/query",
-            params={"db": database, "epoch": "ns", "chunked": "true", "chunk_size": str(self.chunk_size)},
+            params=params,
             data={"q": statement},
             headers={
-                "Accept": "application/csv" if self.format == "csv" else "application/json",
+                "Accept": "application/csv" if self.format == "csv" and chunked else "application/json",
                 "Accept-Encoding": "gzip" if self.compress else "identity",
             },
         )
@@ -188,10 +265,7 @@ class InfluxQLSource:
             if not line.strip():
                 continue
             seen_any = True
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+            doc = self._decode(line)
             partial = False
             for result in self._results(doc):
                 for series in _list(result.get("series", []), "series"):
@@ -208,6 +282,23 @@ class InfluxQLSource:
             )
         if batcher.rows:
             yield batcher.emit()
+
+    def _decode(self, line: bytes) -> object:
+        """One chunk; series whose values are all non-negative integers get them as a numpy array
+        (read as text, see :mod:`rollup.sources.jsonrows`), the others as Python lists."""
+        split = split_values(line)
+        if split is not None:
+            skeleton, texts = split
+            try:
+                doc = orjson.loads(skeleton)
+            except orjson.JSONDecodeError:
+                doc = None
+            if _fill_integer_rows(doc, texts):
+                return doc
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
 
     def _results(self, doc: object) -> list[dict[str, Any]]:
         if not isinstance(doc, dict):
@@ -242,8 +333,33 @@ class InfluxQLSource:
 # -- batches from JSON series ---------------------------------------------------------------------
 
 
+def _fill_integer_rows(doc: object, texts: list[bytes]) -> bool:
+    """Put the rows of ``texts`` as arrays where the skeleton ``doc`` has their index; False unless
+    every one of them is plain integer rows of its series' width (and used exactly once)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        return False
+    used = 0
+    for result in doc["results"]:
+        series_list = result.get("series") if isinstance(result, dict) else None
+        if not isinstance(series_list, list):
+            continue
+        for series in series_list:
+            if not isinstance(series, dict) or "values" not in series:
+                continue
+            index, columns = series["values"], series.get("columns")
+            if type(index) is not int or index != used or not isinstance(columns, list):
+                return False
+            rows = integer_rows(texts[index], len(columns))
+            if rows is None:
+                return False
+            series["values"] = rows
+            used += 1
+    return used == len(texts)
+
+
 class _ObjectBatcher:
-    """Gathers JSON series (rows of Python objects) until a batch is due, then converts them at once."""
+    """Gathers JSON series until a batch is due, then converts them at once. A series' rows are
+    either a numpy integer array (see :func:`_fill_integer_rows`) or Python objects."""
 
     def __init__(self, fields: Sequence[str]):
         self.fields = list(fields)
@@ -257,18 +373,24 @@ class _ObjectBatcher:
         if not isinstance(series, dict):
             raise SourceError(f"unexpected series in the InfluxDB response: {_short(series)}")
         columns = _list(series.get("columns"), "columns")
-        values = _list(series.get("values", []), "values")
+        values = series.get("values", [])
         tags = series.get("tags") or {}
         if not isinstance(tags, dict) or "time" not in columns:
             raise SourceError(f"unexpected series in the InfluxDB response: {_short(series)}")
-        n = len(values)
+        if isinstance(values, np.ndarray):
+            block = values
+        else:
+            values = _list(values, "values")
+            if not values:
+                return
+            block = np.array(values, dtype=object)
+            if block.shape != (len(values), len(columns)):
+                raise SourceError(
+                    f"a series in the InfluxDB response has rows of the wrong width: {_short(values)}"
+                )
+        n = len(block)
         if n == 0:
             return
-        block = np.array(values, dtype=object)
-        if block.shape != (n, len(columns)):
-            raise SourceError(
-                f"a series in the InfluxDB response has rows of the wrong width: {_short(values)}"
-            )
         if columns != self.wanted:
             block = self._reorder(block, columns)
         key = series_key({str(k): str(v) for k, v in tags.items() if v is not None})
@@ -281,22 +403,47 @@ class _ObjectBatcher:
         self.rows += n
 
     def _reorder(self, block: np.ndarray, columns: list[Any]) -> np.ndarray:
-        absent = np.full(len(block), None, dtype=object)
         position = {name: i for i, name in enumerate(columns)}
+        if block.dtype != object and all(name in position for name in self.wanted):
+            return block[:, [position[name] for name in self.wanted]]
+        block = block.astype(object)  # a missing field becomes None: Python objects it is
+        absent = np.full(len(block), None, dtype=object)
         return np.stack(
             [block[:, position[name]] if name in position else absent for name in self.wanted], axis=1
         )
 
     def emit(self) -> Batch:
-        block = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+        blocks = self.blocks
+        integer = _integer_batch(blocks)
+        if integer is not None:
+            time, *values = integer
+            fields = {name: FieldColumn(values[i]) for i, name in enumerate(self.fields)}
+        else:
+            block = np.concatenate([b if b.dtype == object else b.astype(object) for b in blocks])
+            time = _times(block[:, 0])
+            fields = {name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)}
         batch = Batch(
-            keys=self.keys,
-            run_lengths=np.asarray(self.lengths, dtype=np.int64),
-            time=_times(block[:, 0]),
-            fields={name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)},
+            keys=self.keys, run_lengths=np.asarray(self.lengths, dtype=np.int64), time=time, fields=fields
         )
         self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
         return batch
+
+
+def _integer_batch(blocks: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Blocks of integer rows as columns, time first: int64, or uint64 for a column with a number
+    from 2^63 on (blocks read as text hold no negative number). None when some block holds Python
+    objects (:func:`object_column` decides then) or a time does not fit in int64."""
+    if any(b.dtype == object for b in blocks):
+        return None
+    if any(b.dtype == np.uint64 for b in blocks):
+        blocks = [b.astype(np.uint64, copy=False) for b in blocks]
+    joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    columns = list(np.ascontiguousarray(joined.T))
+    if joined.dtype == np.uint64:
+        if columns[0].max() > _INT64_MAX:
+            return None
+        columns = [c.view(np.int64) if c.max() <= _INT64_MAX else c for c in columns]
+    return columns
 
 
 def _times(column: np.ndarray) -> np.ndarray:
@@ -558,17 +705,22 @@ def _readings(unit: str, state: int) -> list[tuple[int, str]]:
 def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Lines split on ``\\n`` only: JSON escapes line feeds inside strings but leaves U+0085 raw,
     which ``str.splitlines`` would split on too."""
-    pending = bytearray()
+    pending: list[memoryview] = []  # the start of a line that continues in the next chunk
     for chunk in chunks:
-        scanned = len(pending)
-        pending += chunk
+        view = memoryview(chunk)
         start = 0
-        while (end := pending.find(b"\n", scanned)) >= 0:
-            yield bytes(pending[start:end])
-            start = scanned = end + 1
-        del pending[:start]
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if pending:
+                pending.append(view[start:end])
+                yield b"".join(pending)
+                pending = []
+            else:
+                yield chunk[start:end]
+            start = end + 1
+        if start < len(chunk):
+            pending.append(view[start:])
     if pending:
-        yield bytes(pending)
+        yield b"".join(pending)
 
 
 def _texts(chunks: Iterable[bytes]) -> Iterator[str]:

@@ -17,6 +17,7 @@ The rules follow InfluxDB 1.x's scanner (checked against a real ``influxd``):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rollup.sources.base import SourceQuery, TagMatch
 
@@ -69,15 +70,30 @@ def tag_condition(name: str, match: TagMatch) -> str:
     return "(" + (" AND " if match.negate else " OR ").join(terms) + ")"
 
 
-def build_query(q: SourceQuery) -> str:
-    """``SELECT`` the fields of every series of the measurement in ``[start, end)``, grouped by series."""
+def _source(q: SourceQuery) -> str:
+    rp = quote_ident(q.retention_policy) if q.retention_policy is not None else ""
+    return f"{quote_ident(q.database)}.{rp}.{quote_ident(q.measurement)}"
+
+
+def _tag_conditions(q: SourceQuery, extra: Sequence[tuple[str, TagMatch]] = ()) -> list[str]:
+    conditions = [tag_condition(name, q.where[name]) for name in sorted(q.where)]
+    return conditions + [tag_condition(name, match) for name, match in extra]
+
+
+def build_query(q: SourceQuery, extra: Sequence[tuple[str, TagMatch]] = ()) -> str:
+    """``SELECT`` the fields of every series of the measurement in ``[start, end)``, grouped by series
+    (``extra``: more tag conditions, ANDed with the query's own)."""
     if not q.fields:
         raise ValueError("a source query needs at least one field")
     if q.start >= q.end:
         raise ValueError(f"empty time range: start {q.start} is not before end {q.end}")
     fields = ",".join(quote_ident(f) for f in dict.fromkeys(q.fields))
-    rp = quote_ident(q.retention_policy) if q.retention_policy is not None else ""
-    source = f"{quote_ident(q.database)}.{rp}.{quote_ident(q.measurement)}"
-    conditions = [f"time >= {int(q.start)}", f"time < {int(q.end)}"]
-    conditions += [tag_condition(name, q.where[name]) for name in sorted(q.where)]
-    return f"SELECT {fields} FROM {source} WHERE {' AND '.join(conditions)} GROUP BY *"
+    conditions = [f"time >= {int(q.start)}", f"time < {int(q.end)}", *_tag_conditions(q, extra)]
+    return f"SELECT {fields} FROM {_source(q)} WHERE {' AND '.join(conditions)} GROUP BY *"
+
+
+def tag_values_query(q: SourceQuery) -> str:
+    """``SHOW TAG VALUES`` of every tag of the series the query selects (whatever their time)."""
+    conditions = _tag_conditions(q)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"SHOW TAG VALUES FROM {_source(q)} WITH KEY =~ /.*/{where}"

@@ -794,3 +794,24 @@ def test_fractional_percentile_output_name_has_no_dot() -> None:
     values = row_values(rollup_rows(gauge(aggregates=("p99", "p99.9")), hours(0), rows))
     assert {"g_p99", "g_p99_9"} <= set(values)
     assert not any("." in name for name in values)
+
+
+# -- input far apart in time -----------------------------------------------------------------------
+
+
+def test_runs_spread_over_centuries_land_in_the_same_windows_as_alone() -> None:
+    """Rows of a batch are placed in windows by one search over all runs when their time span allows
+    it, else run by run: both give the same result."""
+    far_past = -T0 // S  # 1970-01-01
+    far_future = 60 * 365 * 86400  # 117 years after the first row: alone one search, together not
+    a = series([(far_past, 0), (60, 6000), (120, 12000), (far_future, 13000)])
+    b = series([(far_past, 5), (60, 65), (3700, 3665)], tags={"host": "b"})
+    spec = counter(aggregates=("mean", "count"))
+    together = flatten(run(spec, hours(0, 2), [make_batch(a + b)]))
+    alone = flatten(run(spec, hours(0, 2), [make_batch(a), make_batch(b)]))
+    assert together == alone
+    assert [(i, tags["host"], values["v_count"]) for i, tags, values in together] == [
+        (0, "a", 2),
+        (0, "b", 1),
+        (1, "b", 1),
+    ]

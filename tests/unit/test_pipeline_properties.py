@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rollup.core.batch import Batch, FieldColumn
 from rollup.core.pipeline import WindowResult
 from rollup.core.spec import FieldRule, RollupSpec
 
@@ -31,8 +32,11 @@ NOT_A_NUMBER = ["n/a", True, float("nan"), float("inf")]
 
 
 @st.composite
-def series_rows(draw: st.DrawFn, tags: dict[str, str], large: bool, with_gauge: bool) -> list[Row]:
-    """One series in time order: counter ``v`` (and gauge ``g``), with resets, duplicates, bad values."""
+def series_rows(
+    draw: st.DrawFn, tags: dict[str, str], large: bool, with_gauge: bool, clean: bool = False
+) -> list[Row]:
+    """One series in time order: counter ``v`` (and gauge ``g``), with resets, duplicates, bad values
+    (``clean``: no duplicate, bad or missing value, and a gauge value at every point)."""
     count = draw(st.integers(min_value=0, max_value=12))
     t = draw(st.integers(min_value=-1800, max_value=3 * 3600))
     base = 2**63 - 2**20 if large else 0
@@ -40,7 +44,7 @@ def series_rows(draw: st.DrawFn, tags: dict[str, str], large: bool, with_gauge: 
     rows: list[Row] = []
     for _ in range(count):
         fields: dict[str, Any] = {}
-        kind = draw(st.sampled_from(["value"] * 6 + ["reset", "bad", "missing"]))
+        kind = draw(st.sampled_from(["value"] * 6 + ["reset"] + ([] if clean else ["bad", "missing"])))
         if kind == "reset":
             v = draw(st.integers(min_value=0, max_value=1000))
         elif kind == "value":
@@ -50,20 +54,22 @@ def series_rows(draw: st.DrawFn, tags: dict[str, str], large: bool, with_gauge: 
             fields["v"] = draw(st.sampled_from(NOT_A_NUMBER[:2] if large else NOT_A_NUMBER))
         elif kind != "missing":
             fields["v"] = v
-        if with_gauge and draw(st.booleans()):
+        if with_gauge and (clean or draw(st.booleans())):
             fields["g"] = draw(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
         rows.append((tags, t, fields))
-        t += draw(st.sampled_from([0, 1, 30, 60, 61, 150, 600, 1300]))
+        t += draw(st.sampled_from([1, 30, 60, 61, 150, 600, 1300] + ([] if clean else [0])))
     return rows
 
 
 @st.composite
-def inputs(draw: st.DrawFn, large: bool | None = None, with_gauge: bool = True) -> list[Row]:
+def inputs(
+    draw: st.DrawFn, large: bool | None = None, with_gauge: bool = True, clean: bool = False
+) -> list[Row]:
     chosen = draw(st.lists(st.sampled_from(range(len(TAGS))), min_size=1, max_size=5, unique=True))
     big = draw(st.booleans()) if large is None else large
     rows: list[Row] = []
     for index in chosen:
-        rows += draw(series_rows(TAGS[index], big, with_gauge))
+        rows += draw(series_rows(TAGS[index], big, with_gauge, clean))
     return rows
 
 
@@ -159,6 +165,33 @@ def test_property_batch_splits_never_change_the_result_long(
     data: st.DataObject, rows: list[Row], spec: RollupSpec
 ) -> None:
     check_split_invariance(data, rows, spec)
+
+
+def unmasked(batch: Batch) -> Batch:
+    """The batch as a source sends it when every value is a number: no validity masks."""
+    fields = {
+        name: FieldColumn(column.values)
+        if (column.valid is None or column.valid.all())
+        and (column.invalid is None or not column.invalid.any())
+        else column
+        for name, column in batch.fields.items()
+    }
+    return Batch(batch.keys, batch.run_lengths, batch.time, fields)
+
+
+@SETTINGS
+@given(data=st.data(), rows=inputs(clean=True), spec=specs())
+def test_property_batches_without_masks_give_the_result_of_masked_ones(
+    data: st.DataObject, rows: list[Row], spec: RollupSpec
+) -> None:
+    """A batch with masks takes the general path (filtering rows field by field); the same rows
+    without masks take the direct one: both must agree, however the rows are cut into batches."""
+    parts = data.draw(splits(rows))
+    masked = table(run(spec, WINDOWS, [make_batch(part) for part in parts]))
+    direct = table(run(spec, WINDOWS, [unmasked(make_batch(part)) for part in parts]))
+    assert [(i, tags) for i, tags, _ in direct] == [(i, tags) for i, tags, _ in masked]
+    for (_, _, got), (_, _, expected) in zip(direct, masked, strict=True):
+        assert same_values(got, expected), (got, expected)
 
 
 # -- plain-Python references --------------------------------------------------------------------
