@@ -42,7 +42,10 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
 
 def plain_url(value: str) -> str:
     """An http(s) URL without credentials in it, without a trailing slash; ValueError otherwise."""
-    parsed = httpx.URL(value)
+    try:
+        parsed = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid URL: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
     if parsed.userinfo:
