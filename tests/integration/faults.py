@@ -3,8 +3,9 @@ that only moves bytes.
 
 :class:`HttpProxy` forwards every request to the real server and counts the ones a test cares
 about (``counts``: e.g. writes). It can answer them with an error status (a server that is down
-or refuses), or hold the Nth one — before forwarding it (the server never sees it) or after
-(the server stored it, the client never hears back) — the moment a test kills the client.
+or refuses), or hold the Nth one — before forwarding it (the server has not seen it yet) or
+after (the server stored it, the client has not heard back) — until the test releases it (the
+request then goes on) or kills the client.
 
 :class:`TcpProxy` forwards raw bytes, optionally terminating TLS with a test certificate. It can
 delay every piece of the answer, stall (accept and never answer), or cut the answer after a
@@ -51,13 +52,14 @@ class HttpProxy:
         self.fail_status: int | None = None
         """Answer counted requests with this status instead of forwarding them."""
         self.hold_at: int | None = None
-        """Hold the counted request with this number (1 = the first) …"""
+        """Hold the counted request with this number (1 = the first) until released …"""
         self.hold_after_forwarding = False
         """… after the server answered it (True) or before forwarding it (False)."""
         self.held = threading.Event()
         self.seen = 0
         """Counted requests received so far."""
         self._release = threading.Event()
+        self._generation = 0
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=60)
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -68,8 +70,14 @@ class HttpProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def release(self) -> None:
+        """Let a held request go on."""
+        self._release.set()
+
     def arm(self, hold_at: int | None = None, after_forwarding: bool = False) -> None:
-        """Start afresh: release a held request, forget counts and bodies, then hold the Nth."""
+        """Start afresh: drop a held request, forget counts and bodies, then hold the Nth."""
+        with self._lock:
+            self._generation += 1
         self._release.set()
         with self._lock:
             self._release = threading.Event()
@@ -80,6 +88,8 @@ class HttpProxy:
             self.hold_after_forwarding = after_forwarding
 
     def close(self) -> None:
+        with self._lock:
+            self._generation += 1
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
@@ -118,8 +128,7 @@ class HttpProxy:
                     proxy.seen += 1
                     number = proxy.seen
                 hold = number == proxy.hold_at
-                if hold and not proxy.hold_after_forwarding:
-                    self._hold()
+                if hold and not proxy.hold_after_forwarding and not self._hold():
                     return
                 if proxy.fail_status is not None:
                     self._answer(proxy.fail_status, b'{"error": "the test made this server fail"}', {})
@@ -129,16 +138,21 @@ class HttpProxy:
                     plain = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
                     with proxy._lock:
                         proxy.bodies.append(plain)
-                if hold:
-                    self._hold()
+                if hold and not self._hold():
                     return
                 self._answer(status, content, headers)
 
-            def _hold(self) -> None:
-                release = proxy._release
+            def _hold(self) -> bool:
+                """Wait for the release; False if the proxy was re-armed or closed meanwhile: the
+                request is dropped (its client was killed)."""
+                with proxy._lock:
+                    release, generation = proxy._release, proxy._generation
                 proxy.held.set()
                 release.wait(300)
-                self.close_connection = True
+                if proxy._generation != generation:
+                    self.close_connection = True
+                    return False
+                return True
 
             def _forward(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
                 skip = ("host", "content-length", "connection", "transfer-encoding")

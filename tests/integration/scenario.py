@@ -167,22 +167,18 @@ class State:
     """(window start, status) of every window the ledger knows."""
 
 
-def state(
-    influx: InfluxHelper, out_database: str, search: SearchHelper | None, ledger: LedgerTarget
-) -> State:
-    points = sorted(
-        influx.points(MEASUREMENT, database=out_database),
-        key=lambda p: (int(p["time"]), str(p["host"]), str(p["if"])),  # type: ignore[call-overload]
+def sorted_points(points: list[dict[str, object]]) -> list[dict[str, object]]:
+    return sorted(points, key=lambda p: (int(p["time"]), str(p["host"]), str(p["if"])))  # type: ignore[call-overload]
+
+
+def state(influx: InfluxHelper, search: SearchHelper, ledger: LedgerTarget) -> State:
+    """What ``influx`` (its database), ``search`` (its prefix) and ``ledger`` hold."""
+    documents = sorted(
+        (hit["_index"].removeprefix(search.prefix), hit["_id"], hit["_source"]) for hit in search.documents()
     )
-    documents = []
-    if search is not None:
-        documents = sorted(
-            (hit["_index"].removeprefix(search.prefix), hit["_id"], hit["_source"])
-            for hit in search.documents()
-        )
     with ledger.open() as opened:
         rows = [(r.window.start, r.status) for r in opened.records(JOB, 0, 2**62)]
-    return State(points, documents, rows)
+    return State(sorted_points(influx.points(MEASUREMENT)), documents, rows)
 
 
 def all_done() -> list[tuple[int, str]]:
@@ -210,8 +206,15 @@ class Setup:
     def env(self, now: str = NOW) -> dict[str, str]:
         return {**self.ledger.env(), "ROLLUP_NOW": now}
 
-    def state(self, search: SearchHelper | None = None) -> State:
-        return state(self.raw, self.out_database, search or self.search, self.ledger)
+    def state(self, influx_url: str | None = None, search_url: str | None = None) -> State:
+        """What the sinks hold (by default on the servers behind the proxies), and the ledger."""
+        influx = InfluxHelper(self.raw.server, self.out_database)
+        influx.url = influx_url or self.raw.url
+        search = SearchHelper("elasticsearch", search_url or self.search.url, self.search.prefix)
+        try:
+            return state(influx, search, self.ledger)
+        finally:
+            search.http.close()
 
     def written_windows(self) -> set[int]:
         """Window starts of the points and documents the sinks accepted since the proxies were armed."""
