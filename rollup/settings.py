@@ -32,6 +32,8 @@ class SourceProfile(InfluxConnection):
 
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
     format: Literal["json", "csv"] = "json"
+    retries: int = Field(default=3, ge=0, description="Attempts to get an answer after the first one")
+    backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry; doubles each time")
     retention: str | None = Field(
         default=None,
         description="How long the buffer keeps raw points; older windows are never owed",

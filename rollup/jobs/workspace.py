@@ -46,7 +46,13 @@ class Workspace:
         profile = self.settings.sources.get(job.source.profile)
         if profile is None:  # pragma: no cover - the loader checked the reference
             raise ConfigError(f"job {job.name}: unknown source profile {job.source.profile!r}")
-        return InfluxQLSource(profile, chunk_size=profile.chunk_size, format=profile.format)
+        return InfluxQLSource(
+            profile,
+            chunk_size=profile.chunk_size,
+            format=profile.format,
+            attempts=profile.retries + 1,
+            backoff=profile.backoff,
+        )
 
     def target_for(self, job: JobSpec) -> OutputTarget:
         return OutputTarget(
