@@ -1,5 +1,5 @@
-"""Faults between rollup and a real server: an HTTP proxy that sees each request and a TCP proxy
-that only moves bytes.
+"""Faults between rollup and a real server: an HTTP proxy that sees each request, a TCP proxy
+that only moves bytes, and a server that replays a recorded answer cut short.
 
 :class:`HttpProxy` forwards every request to the real server and counts the ones a test cares
 about (``counts``: e.g. writes). It can answer them with an error status (a server that is down
@@ -8,8 +8,11 @@ after (the server stored it, the client has not heard back) — until the test r
 request then goes on) or kills the client.
 
 :class:`TcpProxy` forwards raw bytes, optionally terminating TLS with a test certificate. It can
-delay every piece of the answer, stall (accept and never answer), or cut the answer after a
-number of bytes, mid-stream.
+delay every piece of the answer, stall (from the start, or once part of the answer went through:
+the connection stays open, nothing more comes), or cut the answer after a number of bytes.
+
+:class:`Replay` answers every connection with the first bytes of a response recorded from a real
+server (:func:`record`), then closes it: an answer cut at any point.
 """
 
 from __future__ import annotations
@@ -192,8 +195,8 @@ class TcpProxy:
         self.tls = tls
         self.delay = 0.0
         """Seconds to wait before passing on each piece of the answer."""
-        self.stall = False
-        """Accept connections and read requests, but never answer."""
+        self.stall_after: int | None = None
+        """Pass on this many bytes of each answer (0: none), then nothing more; the connection stays open."""
         self.cut_after: int | None = None
         """Close the connection once this many bytes of the answer went through."""
         self.connections = 0
@@ -249,8 +252,8 @@ class TcpProxy:
                 if side is client:
                     server.sendall(data)
                     continue
-                if self.stall:
-                    continue
+                if self.stall_after is not None:
+                    data = data[: max(self.stall_after - sent, 0)]
                 if self.delay:
                     time.sleep(self.delay)
                 if self.cut_after is not None and sent + len(data) >= self.cut_after:
@@ -258,3 +261,73 @@ class TcpProxy:
                     return
                 client.sendall(data)
                 sent += len(data)
+
+
+def record(url: str, path: str, form: dict[str, str], headers: dict[str, str]) -> bytes:
+    """The raw bytes (status line, headers, body as framed on the wire) of a POST to a real server."""
+    parsed = httpx.URL(url)
+    body = str(httpx.QueryParams(form)).encode()
+    head = [f"POST {path} HTTP/1.1", f"Host: {parsed.host}:{parsed.port}", "Connection: close"]
+    head += [f"{key}: {value}" for key, value in headers.items()]
+    head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    chunks = []
+    with socket.create_connection((str(parsed.host), int(parsed.port or 80)), timeout=30) as sock:
+        sock.sendall(request)
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+class Replay:
+    """Answers each connection with ``response[:cut]``, then closes it."""
+
+    def __init__(self, response: bytes):
+        self.response = response
+        self.cut = len(response)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with client:
+                client.settimeout(5)
+                try:
+                    self._read_request(client)
+                    client.sendall(self.response[: self.cut])
+                    client.shutdown(socket.SHUT_WR)
+                    while client.recv(65536):  # until the client closes: no reset on unread bytes
+                        pass
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _read_request(client: socket.socket) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = client.recv(65536)
+            if not data:
+                return
+            received += data
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            data = client.recv(65536)
+            if not data:
+                return
+            body += data

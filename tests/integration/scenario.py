@@ -140,17 +140,20 @@ def search_sink(
     )
 
 
-def settings(workspace: Workspace, source_url: str, **extra: str) -> None:
-    """config/rollup.toml with the buffer at ``source_url`` (chunks of 500 rows)."""
-    more = "".join(f"{key} = {value}\n" for key, value in extra.items())
+def settings(
+    workspace: Workspace, source_url: str, *, timeout: str = "10s", retries: int = 3, fmt: str = "json"
+) -> None:
+    """config/rollup.toml with the buffer at ``source_url`` (chunks of 500 rows, short backoff)."""
     (workspace.root / "config" / "rollup.toml").write_text(
         textwrap.dedent(
             f"""
             [sources.buffer]
             url = "{source_url}"
             chunk_size = 500
-            timeout = "10s"
-            {more}
+            format = "{fmt}"
+            timeout = "{timeout}"
+            retries = {retries}
+            backoff = 0.05
             """
         )
     )

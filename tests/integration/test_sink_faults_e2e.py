@@ -132,7 +132,7 @@ def test_a_sink_that_does_not_answer_in_time_times_out_retries_with_jittered_bac
     host, port = upstream.removeprefix("http://").split(":")
     slow = TcpProxy((host, int(port)))
     if fault == "stall":
-        slow.stall = True
+        slow.stall_after = 0
     else:
         slow.delay = 1.5
     point_sink_at(setup, kind, slow.url, retries=2, timeout="500ms")
@@ -155,7 +155,7 @@ def test_a_sink_that_does_not_answer_in_time_times_out_retries_with_jittered_bac
         assert elapsed >= 3 * 0.5, "the three attempts each waited for the timeout"
         assert elapsed < 3 * 0.5 + 0.3 + 8, "the process outlived its timeouts"
 
-        slow.stall = False
+        slow.stall_after = None
         slow.delay = 0.0
         resumed = setup.workspace.run("run", env=setup.env(scenario.LATER))
     finally:
