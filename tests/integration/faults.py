@@ -54,6 +54,8 @@ class HttpProxy:
         """Bodies (decompressed) of the counted requests the server accepted, in order."""
         self.fail_status: int | None = None
         """Answer counted requests with this status instead of forwarding them."""
+        self.delay = 0.0
+        """Seconds to wait before forwarding each counted request."""
         self.hold_at: int | None = None
         """Hold the counted request with this number (1 = the first) until released …"""
         self.hold_after_forwarding = False
@@ -136,6 +138,7 @@ class HttpProxy:
                 if proxy.fail_status is not None:
                     self._answer(proxy.fail_status, b'{"error": "the test made this server fail"}', {})
                     return
+                time.sleep(proxy.delay)
                 status, content, headers = self._forward(body)
                 if status < 300:
                     plain = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
