@@ -115,7 +115,9 @@ class InfluxConnection(Credentials):
             secret = password.get_secret_value() if password is not None else ""
             basic = httpx.BasicAuth(self.username, secret)
             request = basic.auth_flow(httpx.Request("GET", self.url))
-            return {"Authorization": next(request).headers["Authorization"]}
+            header = next(request).headers["Authorization"]
+            remember(header.removeprefix("Basic "))  # base64 of user:password: a server may echo it
+            return {"Authorization": header}
         return {}
 
     def client(self, what: str, transport: httpx.BaseTransport | None = None) -> httpx.Client:
