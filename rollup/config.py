@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from rollup.errors import ConfigError
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLAIN_KEY = re.compile(r"[\w\-]+")
 
 
 def expand_variables(value: Any, path: Path) -> Any:
@@ -50,6 +51,8 @@ def read_toml(path: Path, expand: bool = True) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): TOML files are UTF-8") from None
 
 
 Vocabulary = Mapping[str, list[str]]
@@ -69,7 +72,7 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
     """``key.path: reason`` for each problem pydantic found."""
     lines = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        location = ".".join(_key(part) for part in item["loc"] if not str(part).startswith("function-"))
         kind = item["type"]
         message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if kind == "extra_forbidden":
@@ -88,6 +91,12 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
             message = f"{message} (got {item.get('input')!r})"
         lines.append(f"{location}: {message}" if location else message)
     return lines
+
+
+def _key(part: str | int) -> str:
+    """A key of an error's location as written in TOML: quoted unless it is a bare key."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else repr(text)
 
 
 def config_error(

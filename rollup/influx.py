@@ -43,7 +43,10 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
 
 def plain_url(value: str) -> str:
     """An http(s) URL without credentials in it, without a trailing slash; ValueError otherwise."""
-    parsed = httpx.URL(value)
+    try:
+        parsed = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid URL: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
     if parsed.userinfo:
@@ -113,7 +116,9 @@ class InfluxConnection(Credentials):
             secret = password.get_secret_value() if password is not None else ""
             basic = httpx.BasicAuth(self.username, secret)
             request = basic.auth_flow(httpx.Request("GET", self.url))
-            return {"Authorization": next(request).headers["Authorization"]}
+            header = next(request).headers["Authorization"]
+            remember(header.removeprefix("Basic "))  # base64 of user:password: a server may echo it
+            return {"Authorization": header}
         return {}
 
     def client(self, what: str, transport: httpx.BaseTransport | None = None) -> httpx.Client:

@@ -45,6 +45,8 @@ class SourceProfile(InfluxConnection):
     read_ahead: int = Field(default=4, ge=0, le=1000)
     """Batches received and parsed ahead by a reader thread per query, while the last is rolled up
     (0: no thread, with ``concurrency = 1``)."""
+    retries: int = Field(default=3, ge=0, description="Attempts to get an answer after the first one")
+    backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry; doubles each time")
     retention: str | None = Field(
         default=None,
         description="How long the buffer keeps raw points; older windows are never owed",

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from rollup.core.durations import NS_PER_SECOND, parse_duration, parse_fixed_duration
 from rollup.core.spec import FieldRule, Kind, OnDecrease, RollupSpec, Stamp, check_aggregate
@@ -137,13 +137,17 @@ class FieldSpec(_Strict):
             raise ValueError("unit must be longer than zero")
         return value
 
-    @model_validator(mode="after")
-    def _aggregates_fit_kind(self) -> FieldSpec:
-        for aggregate in self.aggregates:
-            check_aggregate(aggregate, self.kind)
-        if len(set(self.aggregates)) != len(self.aggregates):
+    @field_validator("aggregates")
+    @classmethod
+    def _aggregates_fit_kind(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        kind = info.data.get("kind")
+        if kind is None:  # kind itself is invalid: that error is reported
+            return value
+        for aggregate in value:
+            check_aggregate(aggregate, kind)
+        if len(set(value)) != len(value):
             raise ValueError("aggregates are listed more than once")
-        return self
+        return value
 
 
 class ScheduleSpec(_Strict):

@@ -52,6 +52,8 @@ class Workspace:
             format=profile.format,
             concurrency=profile.concurrency,
             read_ahead=profile.read_ahead,
+            attempts=profile.retries + 1,
+            backoff=profile.backoff,
         )
 
     def target_for(self, job: JobSpec) -> OutputTarget:

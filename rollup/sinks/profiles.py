@@ -37,7 +37,7 @@ def _resolve(kind: str) -> tuple[type[BaseModel], Any]:
 def load_sink_profile(path: Path) -> BaseModel:
     data = read_toml(path)
     kind = data.get("type")
-    if kind not in SINK_TYPES:
+    if not isinstance(kind, str) or kind not in SINK_TYPES:
         choices = ", ".join(sorted(SINK_TYPES))
         raise ConfigError(f"{path}: type: expected one of {choices} (got {kind!r})")
     model, _ = _resolve(kind)

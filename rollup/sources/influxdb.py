@@ -51,13 +51,21 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import httpx
 import numpy as np
 import orjson
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
 from rollup.errors import SourceError
@@ -66,6 +74,8 @@ from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxql import build_query, tag_values_query
 from rollup.sources.jsonrows import integer_rows, split_values
 from rollup.sources.prefetch import read_ahead
+
+log = logging.getLogger(__name__)
 
 Format = Literal["json", "csv"]
 
@@ -214,6 +224,7 @@ class InfluxQLSource:
             wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 16)
             + wait_random(0, self.backoff),
             retry=retry_if_exception_type(_RetryableError),
+            before_sleep=_log_retry,
             reraise=True,
         )
         try:
@@ -700,6 +711,14 @@ def _readings(unit: str, state: int) -> list[tuple[int, str]]:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _log_retry(state: RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "InfluxDB source: attempt %d failed (%s); retrying in %.2fs", state.attempt_number, failure, wait
+    )
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,0 +1,43 @@
+"""Fixtures shared by the fault tests: the raw counters of :mod:`tests.integration.scenario`,
+written once, and what an uninterrupted backfill of them writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import InfluxHelper
+from tests.integration import scenario
+from tests.servers import RunningServer
+
+
+@pytest.fixture(scope="session")
+def scenario_raw(influxd: RunningServer) -> InfluxHelper:
+    """The scenario's raw counters, written once; tests only read them."""
+    helper = InfluxHelper(influxd, f"scenario{os.getpid()}")
+    helper.create_database(helper.database)
+    helper.write(scenario.raw_lines())
+    return helper
+
+
+@pytest.fixture(scope="session")
+def scenario_baseline(
+    scenario_raw: InfluxHelper, elasticsearch_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[scenario.Baseline]:
+    """One uninterrupted backfill of the scenario: what it writes and how many requests it takes."""
+    root = tmp_path_factory.mktemp("baseline")
+    setup = scenario.make_setup(scenario_raw, elasticsearch_url, root, scenario.sqlite_target(root))
+    started = time.monotonic()
+    result = setup.workspace.run(*scenario.BACKFILL, env=setup.env())
+    seconds = time.monotonic() - started
+    assert result.code == 0, result.stderr
+    state = setup.state()
+    assert state.ledger == scenario.all_done()
+    assert len(state.points) == len(state.documents) == scenario.WINDOWS * 8
+    yield scenario.Baseline(
+        state, setup.source_proxy.seen, setup.influx_proxy.seen, setup.search_proxy.seen, seconds
+    )
+    setup.close()
