@@ -45,6 +45,16 @@ def window_starts() -> list[int]:
     return [int((FIRST + dt.timedelta(hours=3 * i)).timestamp()) * S for i in range(WINDOWS)]
 
 
+def serve_delay(now: int) -> str:
+    """A ``[window] delay`` that makes the scenario's windows exactly the closed ones at ``now``
+    (epoch ns, the real clock ``rollup serve`` plans with): the last one closed an hour ago, the
+    next one closes in two hours. The delay only moves when windows close, not what they hold."""
+    seconds = (now - window_starts()[-1]) // S - 3 * 3600 - 3600
+    if seconds <= 0:
+        raise ValueError(f"the scenario's last window has not been closed for an hour at {now}")
+    return f"{seconds}s"
+
+
 def raw_lines() -> list[str]:
     """From half an hour before the first window (the lookback) to the end of the last."""
     lines = []
@@ -65,7 +75,7 @@ def raw_lines() -> list[str]:
     return lines
 
 
-def job_file(workspace: Workspace, sinks: str = '["out", "search"]') -> None:
+def job_file(workspace: Workspace, sinks: str = '["out", "search"]', delay: str = "0s") -> None:
     workspace.job(
         JOB,
         f"""
@@ -81,6 +91,7 @@ def job_file(workspace: Workspace, sinks: str = '["out", "search"]') -> None:
         every = "3h"
         timezone = "Europe/Zurich"
         lookback = "30m"
+        delay = "{delay}"
 
         [fields.octets]
         as = "in"
