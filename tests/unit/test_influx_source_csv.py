@@ -12,7 +12,8 @@ from rollup.core.batch import Batch, SeriesKey
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery
-from rollup.sources.influxdb import InfluxQLSource, parse_csv_tags, text_column
+from rollup.sources.csvrows import parse_csv_tags, text_column
+from rollup.sources.influxdb import InfluxQLSource
 
 QUERY = SourceQuery("db", "m", ("v",), 0, 1000)
 

@@ -1,0 +1,204 @@
+"""Batches from InfluxDB's JSON: series gathered until a batch is due, then made columns at once.
+
+A chunk of a ``/query`` response is a JSON document of series (``tags``, ``columns``, ``values``).
+:class:`ObjectBatcher` gathers them, a series continued in the next chunk making one run, with the
+fields in the order asked for (a field a series lacks is missing in all its rows). A series' rows
+are either a numpy integer array, read from the JSON text by :mod:`rollup.sources.jsonrows` and put
+into the decoded skeleton by :func:`fill_integer_rows`, or the Python objects orjson decoded.
+
+Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
+(``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float
+anywhere makes the column ``float64``. A missing value (``null``) is simply not valid; a string or
+a boolean is not valid and counted as invalid (:func:`object_column`, which CSV cells that are not
+all numbers go through too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
+from rollup.errors import SourceError
+from rollup.sources.jsonrows import integer_rows
+
+_NONE = np.array(None, dtype=object)
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+# -- series ---------------------------------------------------------------------------------------
+
+
+def fill_integer_rows(doc: object, texts: list[bytes]) -> bool:
+    """Put the rows of ``texts`` as arrays where the skeleton ``doc`` has their index; False unless
+    every one of them is plain integer rows of its series' width (and used exactly once)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        return False
+    used = 0
+    for result in doc["results"]:
+        series_list = result.get("series") if isinstance(result, dict) else None
+        if not isinstance(series_list, list):
+            continue
+        for series in series_list:
+            if not isinstance(series, dict) or "values" not in series:
+                continue
+            index, columns = series["values"], series.get("columns")
+            if type(index) is not int or index != used or not isinstance(columns, list):
+                return False
+            rows = integer_rows(texts[index], len(columns))
+            if rows is None:
+                return False
+            series["values"] = rows
+            used += 1
+    return used == len(texts)
+
+
+class ObjectBatcher:
+    """Gathers JSON series until a batch is due, then converts them at once. A series' rows are
+    either a numpy integer array (see :func:`fill_integer_rows`) or Python objects."""
+
+    def __init__(self, fields: Sequence[str]):
+        self.fields = list(fields)
+        self.wanted = ["time", *self.fields]
+        self.keys: list[SeriesKey] = []
+        self.lengths: list[int] = []
+        self.blocks: list[np.ndarray] = []
+        self.rows = 0
+
+    def add(self, series: object) -> None:
+        if not isinstance(series, dict):
+            raise SourceError(f"unexpected series in the InfluxDB response: {short(series)}")
+        columns = expect_list(series.get("columns"), "columns")
+        values = series.get("values", [])
+        tags = series.get("tags") or {}
+        if not isinstance(tags, dict) or "time" not in columns:
+            raise SourceError(f"unexpected series in the InfluxDB response: {short(series)}")
+        if isinstance(values, np.ndarray):
+            block = values
+        else:
+            values = expect_list(values, "values")
+            if not values:
+                return
+            block = np.array(values, dtype=object)
+            if block.shape != (len(values), len(columns)):
+                raise SourceError(
+                    f"a series in the InfluxDB response has rows of the wrong width: {short(values)}"
+                )
+        n = len(block)
+        if n == 0:
+            return
+        if columns != self.wanted:
+            block = self._reorder(block, columns)
+        key = series_key({str(k): str(v) for k, v in tags.items() if v is not None})
+        if self.keys and self.keys[-1] == key:
+            self.lengths[-1] += n
+        else:
+            self.keys.append(key)
+            self.lengths.append(n)
+        self.blocks.append(block)
+        self.rows += n
+
+    def _reorder(self, block: np.ndarray, columns: list[Any]) -> np.ndarray:
+        position = {name: i for i, name in enumerate(columns)}
+        if block.dtype != object and all(name in position for name in self.wanted):
+            return block[:, [position[name] for name in self.wanted]]
+        block = block.astype(object)  # a missing field becomes None: Python objects it is
+        absent = np.full(len(block), None, dtype=object)
+        return np.stack(
+            [block[:, position[name]] if name in position else absent for name in self.wanted], axis=1
+        )
+
+    def emit(self) -> Batch:
+        blocks = self.blocks
+        integer = _integer_batch(blocks)
+        if integer is not None:
+            time, *values = integer
+            fields = {name: FieldColumn(values[i]) for i, name in enumerate(self.fields)}
+        else:
+            block = np.concatenate([b if b.dtype == object else b.astype(object) for b in blocks])
+            time = _times(block[:, 0])
+            fields = {name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)}
+        batch = Batch(
+            keys=self.keys, run_lengths=np.asarray(self.lengths, dtype=np.int64), time=time, fields=fields
+        )
+        self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
+        return batch
+
+
+# -- columns --------------------------------------------------------------------------------------
+
+
+def _integer_batch(blocks: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Blocks of integer rows as columns, time first: int64, or uint64 for a column with a number
+    from 2^63 on (blocks read as text hold no negative number). None when some block holds Python
+    objects (:func:`object_column` decides then) or a time does not fit in int64."""
+    if any(b.dtype == object for b in blocks):
+        return None
+    if any(b.dtype == np.uint64 for b in blocks):
+        blocks = [b.astype(np.uint64, copy=False) for b in blocks]
+    joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    columns = list(np.ascontiguousarray(joined.T))
+    if joined.dtype == np.uint64:
+        if columns[0].max() > _INT64_MAX:
+            return None
+        columns = [c.view(np.int64) if c.max() <= _INT64_MAX else c for c in columns]
+    return columns
+
+
+def _times(column: np.ndarray) -> np.ndarray:
+    if set(map(type, column)) != {int}:
+        raise SourceError("InfluxDB sent times that are not integer epoch nanoseconds")
+    try:
+        return column.astype(np.int64)
+    except OverflowError:
+        raise SourceError("InfluxDB sent a time outside the int64 nanosecond range") from None
+
+
+def object_column(values: np.ndarray) -> FieldColumn:
+    """A field column from an object array of JSON values (int, float, None, str, bool)."""
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return FieldColumn(_integers(values))
+    if kinds <= {int, float}:
+        return FieldColumn(values.astype(np.float64))
+    present = np.not_equal(values, _NONE)
+    if kinds <= {int, float, type(None)}:
+        numeric = present
+    else:
+        numeric = np.fromiter((type(v) in (int, float) for v in values), dtype=bool, count=len(values))
+    filled = values.copy()
+    filled[~numeric] = 0
+    converted = _integers(filled) if float not in kinds else filled.astype(np.float64)
+    return FieldColumn(converted, valid=numeric, invalid=present & ~numeric)
+
+
+def _integers(values: np.ndarray) -> np.ndarray:
+    """Python ints as int64, or uint64 when some exceed int64 and none is negative, else float64."""
+    try:
+        return values.astype(np.int64)
+    except OverflowError:
+        pass
+    if min(values) >= 0:
+        try:
+            return values.astype(np.uint64)
+        except OverflowError:
+            pass
+    return values.astype(np.float64)
+
+
+# -- checks of the response's shape ---------------------------------------------------------------
+
+
+def expect_list(value: object, what: str) -> list[Any]:
+    """``value``, which the response should hold as a list under the name ``what``."""
+    if not isinstance(value, list):
+        raise SourceError(f"unexpected {what!r} in the InfluxDB response: {short(value)}")
+    return value
+
+
+def short(value: object) -> str:
+    """A part of the response, cut short to quote in an error message."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "…"
