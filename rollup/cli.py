@@ -531,24 +531,10 @@ def _log_pass(job: JobSpec, report: PassReport, logger: logging.Logger) -> None:
             outcome.error,
             extra={"job": job.name, "window": _local(job, outcome.window.start), "event": "window_failed"},
         )
-    done = len(report.outcomes) - len(report.failed)
-    left = report.plan.owed - len([d for d in report.plan.due if d.reason != "recompute"])
-    parts = [f"{done} window(s) done", f"{len(report.failed)} failed"]
-    if report.skipped:
-        parts.append(f"{report.skipped} skipped (another process claimed them)")
-    if left > 0:
-        parts.append(f"{left} still owed (max_windows_per_pass)")
-    if report.plan.waiting:
-        parts.append(f"{report.plan.waiting} failed window(s) waiting to retry")
     logger.info(
         "pass: %s",
-        ", ".join(parts),
-        extra={
-            "job": job.name,
-            "event": "pass_done",
-            "points": sum(o.points for o in report.outcomes),
-            "rows": sum(o.rows for o in report.outcomes),
-        },
+        report.summary(),
+        extra={"job": job.name, "event": "pass_done", "points": report.points, "rows": report.rows},
     )
 
 

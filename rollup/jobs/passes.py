@@ -33,6 +33,31 @@ class PassReport:
     def failed(self) -> list[WindowOutcome]:
         return [o for o in self.outcomes if not o.ok]
 
+    @property
+    def points(self) -> int:
+        return sum(o.points for o in self.outcomes)
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.outcomes)
+
+    @property
+    def left(self) -> int:
+        """Owed windows left for a later pass (``max_windows_per_pass``)."""
+        return self.plan.owed - len([d for d in self.plan.due if d.reason != "recompute"])
+
+    def summary(self) -> str:
+        """One line for the log: what the pass did and what it left for later."""
+        failed = len(self.failed)
+        parts = [f"{len(self.outcomes) - failed} window(s) done", f"{failed} failed"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (another process claimed them)")
+        if self.left > 0:
+            parts.append(f"{self.left} still owed (max_windows_per_pass)")
+        if self.plan.waiting:
+            parts.append(f"{self.plan.waiting} failed window(s) waiting to retry")
+        return ", ".join(parts)
+
 
 def plan_job(job: JobSpec, policy: Policy, ledger: Ledger, now: int) -> Plan:
     """What a pass of ``job`` at ``now`` owes, from the ledger's current rows."""

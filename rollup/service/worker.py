@@ -144,28 +144,21 @@ def local_time(job: JobSpec, ns: int) -> str:
 
 def _more_due(report: PassReport) -> bool:
     """The pass stopped at ``max_windows_per_pass`` with windows left, and got somewhere."""
-    ran = len([d for d in report.plan.due if d.reason != "recompute"])
-    return report.plan.owed > ran and bool(report.outcomes)
+    return report.left > 0 and bool(report.outcomes)
 
 
 def _log_pass(job: JobSpec, report: PassReport, seconds: float) -> None:
     """A summary of a pass that ran several windows (each window has its own line already)."""
     if len(report.outcomes) + report.skipped < 2:
         return
-    failed = len(report.failed)
-    parts = [f"{len(report.outcomes) - failed} window(s) done", f"{failed} failed"]
-    if report.skipped:
-        parts.append(f"{report.skipped} skipped (another process claimed them)")
-    if report.plan.waiting:
-        parts.append(f"{report.plan.waiting} failed window(s) waiting to retry")
     log.info(
         "pass: %s",
-        ", ".join(parts),
+        report.summary(),
         extra={
             "job": job.name,
             "event": "pass_done",
-            "points": sum(o.points for o in report.outcomes),
-            "rows": sum(o.rows for o in report.outcomes),
+            "points": report.points,
+            "rows": report.rows,
             "duration": round(seconds, 3),
         },
     )
