@@ -4,6 +4,7 @@
 # project and its development tools. The `dev` extra also brings the Elasticsearch and OpenSearch
 # clients and the local servers speaking their APIs (noida-db, osmem-server): pip installs them,
 # nothing else is needed. Safe to run again: it only installs what is missing.
+# With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ packages=()
 command -v influxd >/dev/null 2>&1 || packages+=(influxdb)
 if [ "${ROLLUP_SKIP_POSTGRES:-0}" != "1" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)
+fi
+if [ "${1:-}" = "--for-tests" ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+  packages+=(systemd)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing Debian packages: ${packages[*]}" >&2

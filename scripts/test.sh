@@ -4,7 +4,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k windows, or --slow for long variants.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --for-tests
 .venv/bin/ruff check rollup tests bench scripts
 .venv/bin/ruff format --check rollup tests bench scripts
 .venv/bin/mypy
