@@ -5,14 +5,16 @@ Starts a real influxd in a temp dir (tests/servers.py), writes seeded synthetic 
 3 device reboots, one Counter32 wrap), waits for influxd to finish compacting, then times, for the
 job "daily mean of the non-negative per-second rate of both fields per (agent_host, ifName)":
 
-- ``rollup backfill`` as a subprocess (wall time, peak RSS, CPU), with ``concurrency`` 1 and 2;
+- ``rollup backfill`` as a subprocess (wall time, peak RSS, CPU), with ``concurrency`` 1 and 2, and
+  with each source response format of ``--formats`` (default: json and msgpack; the targets judge
+  the default format, msgpack; the week and scale runs use it);
 - InfluxDB's server-side rollup, ``SELECT mean(d) INTO … FROM (SELECT non_negative_derivative(f, 1s)
   AS d … GROUP BY *) GROUP BY time(1d), *``, one query per field and both fields in one query;
 - a naive pandas implementation (bench/naive.py, a subprocess: export, groupby, diff, mean);
 - the raw export alone (the same chunked JSON query rollup sends, received and discarded): the
-  floor for anything that reads the raw data out;
+  floor for anything that reads the raw data out; and the same export in msgpack;
 - the core alone (already-parsed arrays → aggregates, CPU time of one core) and the parsing of a
-  recorded export alone.
+  recorded export alone (JSON, and msgpack).
 
 Each is run ``--repeat`` times, interleaved, and the median is reported. The results are checked in
 the same run: rollup's points read back from InfluxDB must equal the pandas implementation's and
@@ -56,7 +58,7 @@ from rollup.influx import InfluxConnection
 from rollup.jobs.runner import JobRunner
 from rollup.jobs.spec import JobSpec
 from rollup.sources.base import SourceQuery
-from rollup.sources.influxdb import InfluxQLSource
+from rollup.sources.influxdb import Format, InfluxQLSource
 from rollup.sources.influxql import build_query
 from scripts.synth import FIELDS, interface_series, write
 from tests.servers import RunningServer, start_influxd
@@ -331,12 +333,13 @@ class Bench:
 
     # -- the contenders --------------------------------------------------------------------------
 
-    def config(self, concurrency: int) -> Path:
-        path = self.workdir / f"rollup-c{concurrency}.toml"
+    def config(self, concurrency: int, fmt: Format = "msgpack") -> Path:
+        path = self.workdir / f"rollup-c{concurrency}-{fmt}.toml"
         path.write_text(
             f'jobs_dir = "{self.workdir / "jobs"}"\nsinks_dir = "{self.workdir / "sinks"}"\n'
-            f'log_level = "WARNING"\n\n[sources.buffer]\nurl = "{self.url}"\ntimeout = "600s"\n'
-            f"chunk_size = {CHUNK_SIZE}\nconcurrency = {concurrency}\n"
+            f'log_level = "WARNING"\nledger = "sqlite:{self.workdir / "ledger.sqlite"}"\n'
+            f'\n[sources.buffer]\nurl = "{self.url}"\ntimeout = "600s"\n'
+            f'chunk_size = {CHUNK_SIZE}\nconcurrency = {concurrency}\nformat = "{fmt}"\n'
         )
         return path
 
@@ -345,20 +348,23 @@ class Bench:
         (self.workdir / "jobs" / f"{name}.toml").write_text(text)
         return JobSpec.model_validate(tomllib.loads(text))
 
-    def backfill(self, job: str, data: Dataset, concurrency: int = 1) -> Run:
+    def backfill(self, job: str, data: Dataset, concurrency: int = 1, fmt: Format = "msgpack") -> Run:
         command = [
-            sys.executable, "-m", "rollup", "--config", str(self.config(concurrency)),
+            sys.executable, "-m", "rollup", "--config", str(self.config(concurrency, fmt)),
             "backfill", job, "--start", iso(data.start), "--end", iso(data.end), "--no-progress",
+            "--force",  # every round computes every window (the ledger holds them as done after the first)
         ]  # fmt: skip
         run, _ = run_child(command)
         return run
 
-    def raw_export(self, data: Dataset, fields: tuple[str, ...] = FIELDS) -> Run:
+    def raw_export(self, data: Dataset, fields: tuple[str, ...] = FIELDS, fmt: Format = "json") -> Run:
         query = SourceQuery(data.database, "interface", fields, data.start * S - LOOKBACK_NS, data.end * S)
         params = {"db": data.database, "epoch": "ns", "chunked": "true", "chunk_size": str(CHUNK_SIZE)}
         began = time.perf_counter()
         size = 0
-        with self.client.stream("POST", "/query", params=params, data={"q": build_query(query)}) as response:
+        with self.client.stream(
+            "POST", "/query", params=params, data={"q": build_query(query)}, headers={"Accept": ACCEPT[fmt]}
+        ) as response:
             response.raise_for_status()
             for piece in response.iter_raw():
                 size += len(piece)
@@ -379,10 +385,12 @@ class Bench:
                     size += len(piece)
         return Run(time.perf_counter() - began, extra={"bytes": size})
 
-    def recorded_export(self, data: Dataset) -> bytes:
+    def recorded_export(self, data: Dataset, fmt: Format = "json") -> bytes:
         query = SourceQuery(data.database, "interface", FIELDS, data.start * S - LOOKBACK_NS, data.end * S)
         params = {"db": data.database, "epoch": "ns", "chunked": "true", "chunk_size": str(CHUNK_SIZE)}
-        response = self.client.post("/query", params=params, data={"q": build_query(query)})
+        response = self.client.post(
+            "/query", params=params, data={"q": build_query(query)}, headers={"Accept": ACCEPT[fmt]}
+        )
         response.raise_for_status()
         return response.content
 
@@ -452,6 +460,13 @@ def log(message: str) -> None:
 # -- core and parsing alone ---------------------------------------------------------------------
 
 
+ACCEPT: dict[str, str] = {
+    "json": "application/json",
+    "csv": "application/csv",
+    "msgpack": "application/x-msgpack",
+}
+
+
 def batches_of(data: Dataset, chunk_size: int = CHUNK_SIZE) -> list[Batch]:
     """The dataset as the source hands it over: whole series gathered into batches of chunk_size rows."""
     batches: list[Batch] = []
@@ -497,13 +512,15 @@ def time_core(job: JobSpec, data: Dataset, repeat: int) -> Measure:
     return measure
 
 
-def time_parsing(body: bytes, rows: int, repeat: int) -> Measure:
+def time_parsing(body: bytes, rows: int, repeat: int, fmt: Format = "json") -> Measure:
     query = SourceQuery("x", "interface", FIELDS, 0, 2**62)
-    measure = Measure("parsing a recorded export alone (JSON → batches, 1 core)", rows)
+    label = "JSON" if fmt == "json" else fmt
+    measure = Measure(f"parsing a recorded export alone ({label} → batches, 1 core)", rows)
     for _ in range(max(repeat, 3)):
         source = InfluxQLSource(
             InfluxConnection(url="http://recorded.invalid"),
             chunk_size=CHUNK_SIZE,
+            format=fmt,
             read_ahead=0,
             transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
         )
@@ -553,21 +570,27 @@ def compare(
 # -- the runs ------------------------------------------------------------------------------------
 
 
-def main_comparison(bench: Bench, data: Dataset, repeat: int, concurrency: list[int]) -> dict[str, Any]:
+def main_comparison(
+    bench: Bench, data: Dataset, repeat: int, concurrency: list[int], formats: list[Format]
+) -> dict[str, Any]:
     rows = bench.load(data)
     bench.settle()
     job = bench.add_job("rollup_daily", data.database)
     export_rows = count_rows(bench, data, data.start * S - LOOKBACK_NS)
     raw = Measure("raw export alone (chunked JSON, received)", export_rows)
+    raw_other = {
+        f: Measure(f"raw export alone (chunked {f}, received)", export_rows) for f in formats if f != "json"
+    }
     raw_windows = Measure("raw export, the per-window queries rollup sends", export_rows)
-    ours = {c: Measure(f"rollup backfill, concurrency {c}", export_rows) for c in concurrency}
+    ours = {(f, c): Measure(ours_name(c, f), export_rows) for c in concurrency for f in formats}
     per_field = Measure("InfluxDB server-side, one query per field", rows)
     single = Measure("InfluxDB server-side, both fields in one query", rows)
     naive = Measure("naive pandas (export, groupby, diff, mean)", export_rows)
     steps: list[tuple[Measure, Callable[[], Run]]] = [
         (raw, lambda: bench.raw_export(data)),
+        *[(m, lambda f=f: bench.raw_export(data, fmt=f)) for f, m in raw_other.items()],
         (raw_windows, lambda: bench.raw_export_per_window(job, data)),
-        *[(ours[c], lambda c=c: bench.backfill("rollup_daily", data, c)) for c in concurrency],
+        *[(m, lambda c=c, f=f: bench.backfill("rollup_daily", data, c, f)) for (f, c), m in ours.items()],
         (per_field, lambda: bench.server_side(data, per_field=True)),
         (single, lambda: bench.server_side(data, per_field=False)),
         (naive, lambda: bench.naive(data)),
@@ -580,7 +603,7 @@ def main_comparison(bench: Bench, data: Dataset, repeat: int, concurrency: list[
             run = bench.timed(step)
             measure.runs.append(run)
             log(f"  {run.seconds:.2f} s" + (f", peak RSS {run.rss_mb:.0f} MB" if run.rss_mb else ""))
-    for measure in (raw, raw_windows, *ours.values(), per_field, single, naive):
+    for measure in (raw, *raw_other.values(), raw_windows, *ours.values(), per_field, single, naive):
         measure.note = influxd_note(measure)
     naive.note += "; pandas: fetch {:.1f} s + compute {:.1f} s".format(
         statistics.median(r.extra["fetch_seconds"] for r in naive.runs),
@@ -589,7 +612,7 @@ def main_comparison(bench: Bench, data: Dataset, repeat: int, concurrency: list[
     log("core alone, parsing alone …")
     core = time_core(job, data, repeat)
     core.note = f"wall {statistics.median(r.extra['wall_seconds'] for r in core.runs):.2f} s"
-    parsing = time_parsing(bench.recorded_export(data), export_rows, repeat)
+    parsing = [time_parsing(bench.recorded_export(data, f), export_rows, repeat, f) for f in formats]
 
     ours_points = bench.points("rollup_daily", ("in_mean", "out_mean"))
     server_in = bench.points("server_in", ("mean",))
@@ -603,9 +626,27 @@ def main_comparison(bench: Bench, data: Dataset, repeat: int, concurrency: list[
     }
     return {
         "dataset": data.__dict__ | {"rows": rows, "rows_read_with_lookback": export_rows},
-        "measures": [raw, raw_windows, *ours.values(), per_field, single, naive, core, parsing],
+        "measures": [
+            raw,
+            *raw_other.values(),
+            raw_windows,
+            *ours.values(),
+            per_field,
+            single,
+            naive,
+            core,
+            *parsing,
+        ],
         "checks": checks,
     }
+
+
+DEFAULT_FORMAT: Format = "msgpack"  # rollup's default: its runs are what the targets judge
+
+
+def ours_name(concurrency: int, fmt: Format = DEFAULT_FORMAT) -> str:
+    """A rollup run's row."""
+    return f"rollup backfill, concurrency {concurrency}, {fmt}"
 
 
 def influxd_note(measure: Measure) -> str:
@@ -651,7 +692,7 @@ def scale_point(bench: Bench) -> dict[str, Any]:
     bench.settle(600)
     bench.add_job("scale_daily", data.database, "1d")
     raw = Measure("raw export alone (chunked JSON, received)", rows)
-    ours = Measure("rollup backfill, concurrency 1", rows)
+    ours = Measure(ours_name(1), rows)
     for measure, step in (
         (raw, lambda: bench.raw_export(data)),
         (ours, lambda: bench.backfill("scale_daily", data)),
@@ -689,7 +730,7 @@ def markdown(rows: list[list[str]]) -> str:
 def targets(result: dict[str, Any], week: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
     m = {x.name: x for x in result["measures"]}
     raw = m["raw export alone (chunked JSON, received)"]
-    ours = m["rollup backfill, concurrency 1"]
+    ours = m[ours_name(1)]
     per_field = m["InfluxDB server-side, one query per field"]
     single = m["InfluxDB server-side, both fields in one query"]
     core = m["core alone (parsed arrays → aggregates, 1 core)"]
@@ -749,6 +790,13 @@ def main() -> int:
     parser.add_argument(
         "--concurrency", type=int, nargs="*", default=[1, 2], help="rollup runs (default 1 2)"
     )
+    parser.add_argument(
+        "--formats",
+        nargs="*",
+        choices=["json", "csv", "msgpack"],
+        default=["json", "msgpack"],
+        help="source response formats of the rollup runs (default json msgpack; msgpack is always run)",
+    )
     parser.add_argument("--data-dir", type=Path, help="keep influxd's data here and reuse it next time")
     size = parser.add_argument_group("another size for the main comparison (N series × M points)")
     size.add_argument("--devices", type=int, help="agent_host values (default 50)")
@@ -779,13 +827,14 @@ def main() -> int:
         )
         try:
             bench = Bench(workdir, influxd, repeat)
-            result = main_comparison(bench, data, repeat, concurrency)
+            formats: list[Format] = [*dict.fromkeys([*args.formats, DEFAULT_FORMAT])]
+            result = main_comparison(bench, data, repeat, concurrency, formats)
             week = week_comparison(bench, repeat) if args.week else None
             scale = scale_point(bench) if args.scale else None
         finally:
             influxd.stop()
     m = {x.name: x for x in result["measures"]}
-    raw, ours = m["raw export alone (chunked JSON, received)"], m["rollup backfill, concurrency 1"]
+    raw, ours = m["raw export alone (chunked JSON, received)"], m[ours_name(1)]
     rows = table(result["measures"], raw, ours)
     sections = [
         f"{data.series:,} series × {data.days} day(s), {result['dataset']['rows']:,} rows, median of {repeat}"

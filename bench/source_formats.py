@@ -1,4 +1,4 @@
-"""How fast InfluxQLSource reads a result as JSON and as CSV, against a real influxd.
+"""How fast InfluxQLSource reads a result as JSON, CSV and msgpack, against a real influxd.
 
 Writes ``--rows`` points (``--series`` series of two integer counters and one float gauge) into a
 fresh influxd started in a temp dir, then reads them back ``--repeat`` times in each format (after
@@ -30,7 +30,8 @@ from tests.servers import start_influxd
 START = 1_700_000_000 * 10**9
 STEP = 60 * 10**9
 FIELDS = ("in_octets", "out_octets", "temperature")
-FORMATS: tuple[Format, ...] = ("json", "csv")
+ACCEPT = {"json": "application/json", "csv": "application/csv", "msgpack": "application/x-msgpack"}
+FORMATS: tuple[Format, ...] = ("json", "csv", "msgpack")
 
 
 def write_points(url: str, database: str, rows: int, series: int) -> None:
@@ -95,7 +96,7 @@ def fetch(
 ) -> tuple[float, Recorded]:
     """Seconds to receive the response without parsing it, and the response as received."""
     headers = {
-        "Accept": "application/csv" if fmt == "csv" else "application/json",
+        "Accept": ACCEPT[fmt],
         "Accept-Encoding": "gzip" if compress else "identity",
     }
     params = {"db": query.database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_size)}
@@ -149,7 +150,7 @@ def main() -> None:
                     for _ in range(args.repeat)
                 )
                 print(
-                    f"{fmt:>4}: end to end {end_to_end:>10,.0f} rows/s | "
+                    f"{fmt:>7}: end to end {end_to_end:>10,.0f} rows/s | "
                     f"parsing a recorded response {parsing:>10,.0f} rows/s | "
                     f"influxd sending alone {rows / seconds:>10,.0f} rows/s, "
                     f"{len(recorded.body) / rows:.0f} bytes/row"

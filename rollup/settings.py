@@ -39,7 +39,7 @@ class SourceProfile(InfluxConnection):
     """A buffer InfluxDB that jobs read from (``[sources.NAME]``)."""
 
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    format: Literal["json", "csv"] = "json"
+    format: Literal["msgpack", "json", "csv"] = "msgpack"
     concurrency: int = Field(default=1, ge=1, le=64)
     """Queries in flight per read, each over a subset of the series (split on one tag's values)."""
     read_ahead: int = Field(default=4, ge=0, le=1000)

@@ -4,7 +4,8 @@ A chunk of a ``/query`` response is a JSON document of series (``tags``, ``colum
 :class:`ObjectBatcher` gathers them, a series continued in the next chunk making one run, with the
 fields in the order asked for (a field a series lacks is missing in all its rows). A series' rows
 are either a numpy integer array, read from the JSON text by :mod:`rollup.sources.jsonrows` and put
-into the decoded skeleton by :func:`fill_integer_rows`, or the Python objects orjson decoded.
+into the decoded skeleton by :func:`fill_integer_rows`, or the Python objects orjson decoded. The
+documents of a MessagePack response (:mod:`rollup.sources.msgpackrows`) come the same way.
 
 Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
 (``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000
-FORMATS: tuple[Format, ...] = ("json", "csv")
+FORMATS: tuple[Format, ...] = ("json", "csv", "msgpack")
 
 Row = tuple[SeriesKey, int, tuple[object, ...]]
 
@@ -128,6 +128,32 @@ def test_integers_stay_exact_and_types_are_kept(
     (batch,) = source.read(query)
     assert batch.fields["in"].values.dtype.kind == "i"
     assert batch.fields["in"].values.tolist() == [2**63 - 1, 2**63 - 2]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 10000])
+@pytest.mark.parametrize("query_fields", [ROUND_TRIP_FIELDS, ("in",)])
+def test_msgpack_gives_the_same_batches_as_json(
+    influx: InfluxHelper, ifstats: list[Row], chunk_size: int, query_fields: tuple[str, ...]
+) -> None:
+    """Integer rows (the numpy fast path: an int64 counter near 2^63, small ones), floats, nulls
+    and a string, over many chunks or one: batch for batch the same as JSON's."""
+    query = SourceQuery(influx.database, "ifstats", query_fields, T0, T0 + 3600 * S)
+    as_json = list(source_for(influx.url, format="json", chunk_size=chunk_size).read(query))
+    as_msgpack = list(source_for(influx.url, format="msgpack", chunk_size=chunk_size).read(query))
+    assert len(as_msgpack) == len(as_json)
+    for a, b in zip(as_json, as_msgpack, strict=True):
+        assert b.keys == a.keys
+        assert b.run_lengths.tolist() == a.run_lengths.tolist()
+        assert b.time.tolist() == a.time.tolist()
+        for name in query_fields:
+            x, y = a.fields[name], b.fields[name]
+            assert y.values.dtype == x.values.dtype
+            for mask in ("valid", "invalid"):
+                mx, my = getattr(x, mask), getattr(y, mask)
+                assert (None if my is None else my.tolist()) == (None if mx is None else mx.tolist())
+            usable = x.valid if x.valid is not None else slice(None)
+            assert y.values[usable].tolist() == x.values[usable].tolist()
+    assert sorted(rows_of(as_msgpack, query_fields)) == sorted(rows_of(as_json, query_fields))
 
 
 def test_time_range_is_half_open(influx: InfluxHelper, ifstats: list[Row]) -> None:
@@ -252,8 +278,9 @@ def test_odd_names_are_quoted(influx: InfluxHelper) -> None:
 # -- server errors ----------------------------------------------------------------------------------
 
 
-def test_database_not_found_is_a_source_error(influx: InfluxHelper) -> None:
-    source = source_for(influx.url)
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_database_not_found_is_a_source_error(influx: InfluxHelper, fmt: Format) -> None:
+    source = source_for(influx.url, format=fmt)
     with pytest.raises(SourceError, match="database not found: no_such_db"):
         list(source.read(SourceQuery("no_such_db", "m", ("v",), T0, T0 + S)))
 

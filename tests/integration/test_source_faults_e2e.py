@@ -150,7 +150,7 @@ def test_an_error_inside_http_200_fails_the_windows_with_influxdbs_message(
     finish_and_compare(setup, scenario_baseline)
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
 def test_an_answer_cut_midway_fails_its_windows_instead_of_writing_short_ones(
     setup: scenario.Setup, tcp: TcpProxy, fmt: Format, scenario_baseline: scenario.Baseline
 ) -> None:
@@ -165,7 +165,10 @@ def test_an_answer_cut_midway_fails_its_windows_instead_of_writing_short_ones(
     finish_and_compare(setup, scenario_baseline)
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv"])
+ACCEPT = {"json": "application/json", "csv": "application/csv", "msgpack": "application/x-msgpack"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
 def test_a_real_answer_cut_at_any_byte_is_an_error_never_a_shorter_result(
     scenario_raw: InfluxHelper, fmt: Format
 ) -> None:
@@ -179,7 +182,7 @@ def test_a_real_answer_cut_at_any_byte_is_an_error_never_a_shorter_result(
         scenario_raw.url,
         f"/query?db={scenario_raw.database}&epoch=ns&chunked=true&chunk_size=500",
         {"q": statement},
-        {"Accept": "application/csv" if fmt == "csv" else "application/json"},
+        {"Accept": ACCEPT[fmt]},
     )
     header_end = response.index(b"\r\n\r\n") + 4
     assert b"Transfer-Encoding: chunked" in response[:header_end]

@@ -25,6 +25,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def make_source(
     handler: Handler, connection: InfluxConnection | None = None, **options: Any
 ) -> InfluxQLSource:
+    options.setdefault("format", "json")
     options.setdefault("attempts", 3)
     options.setdefault("backoff", 0)
     return InfluxQLSource(
@@ -256,7 +257,7 @@ def test_connection_refused_by_a_real_closed_port() -> None:
     from tests.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    source = InfluxQLSource(InfluxConnection(url=url, timeout="2s"), attempts=2, backoff=0)
+    source = InfluxQLSource(InfluxConnection(url=url, timeout="2s"), format="json", attempts=2, backoff=0)
     with pytest.raises(SourceError, match=f"cannot connect to InfluxDB at {url}"):
         read_all(source)
 

@@ -105,6 +105,7 @@ def read(body: bytes, chunk_size: int = 3) -> list[Any]:
     source = InfluxQLSource(
         InfluxConnection(url="http://influx.example:8086", timeout="2s"),
         chunk_size=chunk_size,
+        format="json",
         transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
     )
     out = []

@@ -1,9 +1,10 @@
 """Fuzzing the InfluxDB response parser: whatever body a server sends with HTTP 200 — random bytes,
-JSON or CSV of the wrong shape, wrong columns, a valid response cut anywhere — reading it either
-gives batches or raises :class:`SourceError`; nothing else escapes.
+JSON, CSV or msgpack of the wrong shape, wrong columns, a valid response cut anywhere — reading it
+either gives batches or raises :class:`SourceError`; nothing else escapes.
 
-And a JSON response cut short is never taken for a short result: reading a cut response either
-fails or gives every row of the whole one (a cut that only drops trailing blank space).
+And a JSON or msgpack response cut short is never taken for a short result: reading a cut response
+either fails or gives every row of the whole one (a cut that only drops trailing blank space). The
+same response in msgpack reads as the same rows as in JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgpack
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -139,6 +141,34 @@ def json_bodies(draw: st.DrawFn) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def packable(value: Any) -> Any:
+    """``value`` with integers msgpack cannot hold (beyond 64 bits) made floats."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else float(value)
+    if isinstance(value, list):
+        return [packable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: packable(v) for k, v in value.items()}
+    return value
+
+
+@st.composite
+def msgpack_bodies(draw: st.DrawFn) -> bytes:
+    """The documents of :func:`json_bodies` as msgpack, back to back; and some of integer rows only,
+    in every encoding (the fast path)."""
+    documents = [orjson.loads(line) for line in draw(json_bodies()).splitlines() if line.strip()]
+    if draw(st.booleans()):
+        integers = st.one_of(
+            st.integers(0, 2**64 - 1), st.integers(0, 300), st.integers(2**31 - 5, 2**31 + 5)
+        )
+        rows = st.lists(st.lists(integers, min_size=3, max_size=3), min_size=1, max_size=6)
+        extra = {"name": "m", "tags": {"host": "a"}, "columns": ["time", "v", "w"], "values": draw(rows)}
+        documents.append({"results": [{"statement_id": 0, "series": [extra]}]})
+    return b"".join(msgpack.packb(packable(d)) for d in documents)
+
+
 @st.composite
 def csv_bodies(draw: st.DrawFn) -> bytes:
     """Header and rows shaped like InfluxDB's CSV, with wrong columns, widths and cells mixed in."""
@@ -170,7 +200,7 @@ def cut(draw: st.DrawFn, bodies: st.SearchStrategy[bytes]) -> bytes:
 
 
 def any_body(fmt: Format) -> st.SearchStrategy[bytes]:
-    shaped = json_bodies() if fmt == "json" else csv_bodies()
+    shaped = {"json": json_bodies, "csv": csv_bodies, "msgpack": msgpack_bodies}[fmt]()
     return st.one_of(shaped, cut(shaped), st.binary(max_size=300))
 
 
@@ -179,7 +209,7 @@ def check_never_crashes(fmt: Format, body: bytes, pieces: list[int]) -> None:
         read(body, fmt, pieces)
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
 @DEFAULT
 @given(data=st.data(), pieces=sizes)
 def test_any_body_gives_batches_or_a_source_error(
@@ -189,7 +219,7 @@ def test_any_body_gives_batches_or_a_source_error(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
 @LONG
 @given(data=st.data(), pieces=sizes)
 def test_any_body_gives_batches_or_a_source_error_long(
@@ -213,9 +243,22 @@ good_series = st.lists(
 )
 
 
-def influx_chunks(data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_chunk: int) -> bytes:
-    """The response influxd streams: at most ``per_chunk`` rows per line, every line but the last
-    marked partial (a series split across lines is marked partial too)."""
+counter_cell = st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 300), st.integers(2**31 - 3, 2**31 + 3))
+counter_series = st.lists(
+    st.tuples(
+        st.dictionaries(st.sampled_from(["host", "if"]), st.text(min_size=1, max_size=4), max_size=2),
+        st.lists(st.tuples(counter_cell, counter_cell), min_size=1, max_size=8),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def influx_chunks(
+    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_chunk: int, fmt: Format = "json"
+) -> bytes:
+    """The response influxd streams: at most ``per_chunk`` rows per line (document in msgpack),
+    every one but the last marked partial (a series split across them is marked partial too)."""
     lines: list[dict[str, Any]] = []
     time = 0
     for tags, rows in data:
@@ -234,26 +277,62 @@ def influx_chunks(data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_
                 item["partial"] = True
             lines.append({"statement_id": 0, "series": [item], "partial": True})
     del lines[-1]["partial"]
+    if fmt == "msgpack":
+        return b"".join(msgpack.packb({"results": [line]}) for line in lines)
     return b"".join(orjson.dumps({"results": [line]}) + b"\n" for line in lines)
 
 
-def check_cut_json(
-    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_chunk: int, at: float, pieces: list[int]
+def check_cut(
+    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]],
+    per_chunk: int,
+    at: float,
+    pieces: list[int],
+    fmt: Format = "json",
 ) -> None:
-    body = influx_chunks(data, per_chunk)
-    whole = rows_of(read(body, "json", pieces))
+    body = influx_chunks(data, per_chunk, fmt)
+    whole = rows_of(read(body, fmt, pieces))
     assert len(whole) == sum(len(rows) for _, rows in data)
     position = int(at * len(body))
     try:
-        rows = rows_of(read(body[:position], "json", pieces))
+        rows = rows_of(read(body[:position], fmt, pieces))
     except SourceError:
         return
     assert rows == whole, f"a response cut at byte {position} of {len(body)} read as a shorter result"
 
 
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
 @DEFAULT
 @given(data=good_series, per_chunk=st.integers(1, 4), at=st.floats(0, 1), pieces=sizes)
-def test_a_cut_json_response_fails_or_reads_whole(
-    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_chunk: int, at: float, pieces: list[int]
+def test_a_cut_response_fails_or_reads_whole(
+    fmt: Format,
+    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]],
+    per_chunk: int,
+    at: float,
+    pieces: list[int],
 ) -> None:
-    check_cut_json(data, per_chunk, at, pieces)
+    check_cut(data, per_chunk, at, pieces, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@DEFAULT
+@given(data=counter_series, per_chunk=st.integers(1, 4), at=st.floats(0, 1), pieces=sizes)
+def test_a_cut_response_of_counters_fails_or_reads_whole(
+    fmt: Format,
+    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]],
+    per_chunk: int,
+    at: float,
+    pieces: list[int],
+) -> None:
+    check_cut(data, per_chunk, at, pieces, fmt)
+
+
+@DEFAULT
+@given(data=st.one_of(good_series, counter_series), per_chunk=st.integers(1, 4), pieces=sizes)
+def test_msgpack_reads_the_same_rows_as_json(
+    data: list[tuple[dict[str, str], list[tuple[Any, Any]]]], per_chunk: int, pieces: list[int]
+) -> None:
+    as_json = read(influx_chunks(data, per_chunk, "json"), "json", pieces)
+    as_msgpack = read(influx_chunks(data, per_chunk, "msgpack"), "msgpack", pieces)
+    assert rows_of(as_msgpack) == rows_of(as_json)
+    for a, b in zip(as_json, as_msgpack, strict=True):
+        assert [c.values.dtype for c in a.fields.values()] == [c.values.dtype for c in b.fields.values()]
