@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollup.core.pipeline import OutputRow
-from rollup.core.windows import Window, format_instant, load_zone
+from rollup.core.windows import Window
 from rollup.errors import ConfigError, RollupError
 from rollup.jobs.clock import Clock
 from rollup.jobs.instants import parse_instant
@@ -194,10 +194,6 @@ def _clock(now: str | None) -> Clock:
         raise ConfigError(f"--now: {exc}") from None
 
 
-def _local(job: JobSpec, ns: int) -> str:
-    return format_instant(ns, load_zone(job.window.timezone))
-
-
 _start_option = click.option(
     "--start",
     required=True,
@@ -283,7 +279,7 @@ def _print_table(job: JobSpec, rows: Sequence[OutputRow], columns: list[str]) ->
     table = Table("window", *tags, *columns, title=f"{job.name}: {len(rows)} rows")
     for row in rows:
         values = [_number(row.values.get(c)) for c in columns]
-        table.add_row(_local(job, row.window.start), *(row.tags.get(t, "") for t in tags), *values)
+        table.add_row(job.local_time(row.window.start), *(row.tags.get(t, "") for t in tags), *values)
     stdout.print(table)
 
 
@@ -300,8 +296,8 @@ def _render(job: JobSpec, rows: Sequence[OutputRow], columns: list[str], fmt: st
     records: list[dict[str, Any]] = []
     for row in rows:
         record: dict[str, Any] = {
-            "window_start": _local(job, row.window.start),
-            "window_end": _local(job, row.window.end),
+            "window_start": job.local_time(row.window.start),
+            "window_end": job.local_time(row.window.end),
         }
         record.update({t: row.tags.get(t, "") for t in tags})
         record.update({c: row.values.get(c) for c in columns})
@@ -400,7 +396,7 @@ def _print_range_plan(job: JobSpec, plan: RangePlan) -> None:
     rows += [(w, "older than the buffer retention, skipped") for w in plan.too_old]
     for window, label in sorted(rows, key=lambda row: row[0].start):
         stdout.print(
-            f"{_local(job, window.start)}  →  {_local(job, window.end)}  {label}",
+            f"{job.local_time(window.start)}  →  {job.local_time(window.end)}  {label}",
             markup=False,
             highlight=False,
         )
@@ -427,7 +423,7 @@ def _run_with_progress(
             if isinstance(item, Skipped):
                 bar.update(task, advance=1)
                 stderr.print(
-                    f"skipped {_local(job, item.window.start)}: another process claimed it", markup=False
+                    f"skipped {job.local_time(item.window.start)}: another process claimed it", markup=False
                 )
                 continue
             outcomes.append(item)
@@ -442,7 +438,7 @@ def _log_outcome(job: JobSpec, outcome: WindowOutcome, quiet: bool) -> None:
     logger = logging.getLogger("rollup.backfill")
     context = {
         "job": job.name,
-        "window": _local(job, outcome.window.start),
+        "window": job.local_time(outcome.window.start),
         "points": outcome.points,
         "rows": outcome.rows,
         "duration": round(outcome.seconds, 3),
@@ -463,7 +459,7 @@ def _summarize(job: JobSpec, outcomes: Sequence[WindowOutcome]) -> int:
     )
     for outcome in failed[:5]:
         reason = escape(redact(outcome.error or ""))  # "field [host] of type [long]" is not markup
-        stderr.print(f"  [red]failed[/] {_local(job, outcome.window.start)}: {reason}")
+        stderr.print(f"  [red]failed[/] {job.local_time(outcome.window.start)}: {reason}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -529,7 +525,7 @@ def _log_pass(job: JobSpec, report: PassReport, logger: logging.Logger) -> None:
         logger.error(
             "window failed: %s",
             outcome.error,
-            extra={"job": job.name, "window": _local(job, outcome.window.start), "event": "window_failed"},
+            extra={"job": job.name, "window": job.local_time(outcome.window.start), "event": "window_failed"},
         )
     logger.info(
         "pass: %s",
@@ -627,4 +623,4 @@ def _print_status(found: Sequence[JobStatus]) -> None:
 
 def _short(job: JobSpec, ns: int) -> str:
     """``2026-11-02 00:00`` in the job's time zone (tables; JSON has the full ISO form)."""
-    return _local(job, ns)[:16].replace("T", " ")
+    return job.local_time(ns)[:16].replace("T", " ")

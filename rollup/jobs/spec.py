@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from rollup.core.durations import NS_PER_SECOND, parse_duration, parse_fixed_duration
 from rollup.core.spec import FieldRule, Kind, OnDecrease, RollupSpec, Stamp, check_aggregate
-from rollup.core.windows import WindowGrid, load_zone, to_ns
+from rollup.core.windows import WindowGrid, format_instant, load_zone, to_ns
 from rollup.sources.base import TagMatch
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -243,6 +243,10 @@ class JobSpec(_Strict):
             max_gap_ns=self.window.max_gap_ns,
             stamp=self.output.timestamp,
         )
+
+    def local_time(self, ns: int) -> str:
+        """An instant as ISO 8601 in the job's time zone (how logs and tables show windows)."""
+        return format_instant(ns, load_zone(self.window.timezone))
 
     def start_ns(self) -> int | None:
         """The configured start as epoch ns; a date means local midnight in the job's time zone."""

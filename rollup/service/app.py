@@ -34,7 +34,7 @@ from rollup.service.jobset import JobSet, load_job_set
 from rollup.service.metrics import LedgerGauges, ServiceMetrics
 from rollup.service.probes import readiness_checks, run_checks
 from rollup.service.scheduler import Scheduler
-from rollup.service.worker import Worker, local_time
+from rollup.service.worker import Worker
 from rollup.settings import Settings
 
 log = logging.getLogger("rollup.serve")
@@ -185,7 +185,7 @@ class Service:
             return
         for job, window in released:
             served = self.jobs.jobs.get(job)
-            shown = str(window) if served is None else local_time(served.spec, window.start)
+            shown = str(window) if served is None else served.spec.local_time(window.start)
             log.warning(
                 "window released unfinished: it is owed again",
                 extra={"job": job, "window": shown, "event": "window_released"},

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from rollup.core.windows import format_instant, load_zone
 from rollup.errors import RollupError
 from rollup.jobs.clock import Clock
 from rollup.jobs.passes import PassReport, run_pass
@@ -124,7 +123,7 @@ class Worker:
 
     def _outcome(self, job: JobSpec, item: WindowOutcome | Skipped) -> None:
         self._metrics.record(job.name, item)
-        context: dict[str, object] = {"job": job.name, "window": local_time(job, item.window.start)}
+        context: dict[str, object] = {"job": job.name, "window": job.local_time(item.window.start)}
         if isinstance(item, Skipped):
             log.info(
                 "window skipped: another process claimed it", extra={**context, "event": "window_skipped"}
@@ -135,11 +134,6 @@ class Worker:
             log.info("window done", extra={**context, "event": "window_done"})
         else:
             log.error("window failed: %s", item.error, extra={**context, "event": "window_failed"})
-
-
-def local_time(job: JobSpec, ns: int) -> str:
-    """An instant in ISO 8601 in the job's time zone."""
-    return format_instant(ns, load_zone(job.window.timezone))
 
 
 def _more_due(report: PassReport) -> bool:
