@@ -76,6 +76,26 @@ def outputs(influx: InfluxHelper, database: str) -> list[dict[str, object]]:
     return sorted(points, key=lambda p: (p["time"], p["host"]))  # type: ignore[return-value]
 
 
+def serve_gated(
+    workspace: Workspace,
+    influx: InfluxHelper,
+    ledger: LedgerTarget,
+    proxy: WriteProxy,
+    env: dict[str, str],
+    done: int,
+    back: int = 2,
+) -> tuple[int, Served]:
+    """``rollup serve`` of the fast job writing through ``proxy``, once ``done`` windows are done;
+    returns the first window's start and the process."""
+    start = first_window(back=back)
+    write_counters(influx, start)
+    gated_sink(workspace, proxy)
+    fast_job(workspace, start, sink="gated")
+    served = Served.start(workspace, env)
+    wait_for(lambda: len(done_records(ledger)) >= done, 30, f"{done} window(s) done", served.output)
+    return start, served
+
+
 def reference(influx: InfluxHelper, workspace: Workspace, start: int, end: int) -> list[dict[str, object]]:
     """What one uninterrupted backfill of ``[start, end)`` writes (job ``ref``: the same job,
     disabled so the service leaves it alone, into database ``<db>_ref``, with its own ledger)."""
@@ -176,12 +196,7 @@ def test_serve_runs_each_window_as_it_closes_and_its_metrics_say_what_the_ledger
 def test_sigterm_lets_the_window_in_flight_finish_and_exits_0(
     workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, proxy: WriteProxy
 ) -> None:
-    start = first_window(back=2)
-    write_counters(influx, start)
-    gated_sink(workspace, proxy)
-    fast_job(workspace, start, sink="gated")
-    served = Served.start(workspace, serve_env(ledger))
-    wait_for(lambda: len(done_records(ledger)) >= 2, 30, "2 windows done", served.output)
+    _, served = serve_gated(workspace, influx, ledger, proxy, serve_env(ledger), done=2)
 
     proxy.delay = 2.0  # the next window's write takes 2 seconds
     proxy.arrived.clear()
@@ -201,13 +216,8 @@ def test_sigterm_lets_the_window_in_flight_finish_and_exits_0(
 def test_sigterm_releases_a_window_that_does_not_finish_in_time_so_the_next_pass_takes_it_at_once(
     workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, proxy: WriteProxy
 ) -> None:
-    start = first_window(back=1)
-    write_counters(influx, start)
-    gated_sink(workspace, proxy)
-    fast_job(workspace, start, sink="gated")
     env = {**serve_env(ledger, shutdown_timeout="1s"), "ROLLUP_LEDGER_LEASE": "1h"}
-    served = Served.start(workspace, env)
-    wait_for(lambda: len(done_records(ledger)) >= 1, 30, "a window done", served.output)
+    _, served = serve_gated(workspace, influx, ledger, proxy, env, done=1, back=1)
 
     proxy.hold_at = len(proxy.writes) + 1  # the next write never gets an answer
     assert proxy.held.wait(10), served.output()
@@ -233,12 +243,8 @@ def test_sigterm_releases_a_window_that_does_not_finish_in_time_so_the_next_pass
 def test_a_second_sigterm_exits_at_once_without_waiting_for_the_window_in_flight(
     workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, proxy: WriteProxy
 ) -> None:
-    start = first_window(back=2)
-    write_counters(influx, start)
-    gated_sink(workspace, proxy)
-    fast_job(workspace, start, sink="gated")
-    served = Served.start(workspace, serve_env(ledger, shutdown_timeout="1h"))
-    wait_for(lambda: len(done_records(ledger)) >= 1, 30, "a window done", served.output)
+    env = serve_env(ledger, shutdown_timeout="1h")
+    _, served = serve_gated(workspace, influx, ledger, proxy, env, done=1)
     proxy.hold_at = len(proxy.writes) + 1
     assert proxy.held.wait(10), served.output()
 
@@ -260,12 +266,7 @@ def test_a_second_sigterm_exits_at_once_without_waiting_for_the_window_in_flight
 def test_after_sigkill_mid_window_a_restarted_service_catches_up_with_no_duplicate_and_no_hole(
     workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, proxy: WriteProxy
 ) -> None:
-    start = first_window(back=2)
-    write_counters(influx, start)
-    gated_sink(workspace, proxy)
-    fast_job(workspace, start, sink="gated")
-    dying = Served.start(workspace, serve_env(ledger))
-    wait_for(lambda: len(done_records(ledger)) >= 2, 30, "2 windows done", dying.output)
+    start, dying = serve_gated(workspace, influx, ledger, proxy, serve_env(ledger), done=2)
     proxy.hold_at = len(proxy.writes) + 1
     assert proxy.held.wait(10), dying.output()
     dying.kill()
