@@ -1,5 +1,6 @@
-"""Fixtures shared by the fault tests: the raw counters of :mod:`tests.integration.scenario`,
-written once, and what an uninterrupted backfill of them writes."""
+"""Fixtures shared by the integration tests: a write proxy in front of the test influxd, the raw
+counters of :mod:`tests.integration.scenario`, written once, and what an uninterrupted backfill
+of them writes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import pytest
 
 from tests.conftest import InfluxHelper
 from tests.integration import scenario
+from tests.integration.proxy import WriteProxy
 from tests.servers import RunningServer
+
+
+@pytest.fixture
+def proxy(influx: InfluxHelper) -> Iterator[WriteProxy]:
+    gate = WriteProxy(influx.url)
+    yield gate
+    gate.close()
 
 
 @pytest.fixture(scope="session")

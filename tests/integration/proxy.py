@@ -9,6 +9,7 @@ answers 503.
 from __future__ import annotations
 
 from tests.integration.faults import HttpProxy
+from tests.integration.workspace import Workspace
 
 
 class WriteProxy(HttpProxy):
@@ -27,3 +28,20 @@ class WriteProxy(HttpProxy):
     @down.setter
     def down(self, value: bool) -> None:
         self.fail_status = 503 if value else None
+
+
+def gated_sink(workspace: Workspace, proxy: WriteProxy, batch_size: int | None = None) -> None:
+    """Sink profile ``gated``: writes through ``proxy`` to the workspace's output database, with
+    no retry and no gzip; ``batch_size`` points per request (default: the sink's)."""
+    batch = "" if batch_size is None else f"batch_size = {batch_size}"
+    workspace.sink(
+        "gated",
+        f"""
+        type = "influxdb"
+        url = "{proxy.url}"
+        database = "{workspace.out_database}"
+        {batch}
+        retries = 0
+        gzip = false
+        """,
+    )

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from pydantic import SecretStr
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Record
 from tests.conftest import InfluxHelper, LedgerTarget
-from tests.integration.proxy import WriteProxy
+from tests.integration.proxy import WriteProxy, gated_sink
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -50,13 +49,6 @@ def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
     return Workspace(tmp_path / "ws", influx.url, influx.database)
 
 
-@pytest.fixture
-def proxy(influx: InfluxHelper) -> Iterator[WriteProxy]:
-    gate = WriteProxy(influx.url)
-    yield gate
-    gate.close()
-
-
 def daily_job(workspace: Workspace, sink: str = "out", name: str = "bw", extra: str = "") -> None:
     workspace.job(
         name,
@@ -84,21 +76,6 @@ def daily_job(workspace: Workspace, sink: str = "out", name: str = "bw", extra: 
 
         [schedule]
         retry_backoff = "10m"
-        """,
-    )
-
-
-def gated_sink(workspace: Workspace, proxy: WriteProxy) -> None:
-    """Writes through the proxy, two points per request, no retry, no gzip."""
-    workspace.sink(
-        "gated",
-        f"""
-        type = "influxdb"
-        url = "{proxy.url}"
-        database = "{workspace.out_database}"
-        batch_size = 2
-        retries = 0
-        gzip = false
         """,
     )
 
@@ -153,7 +130,7 @@ def test_a_killed_pass_resumes_with_no_duplicate_and_no_hole(
     hold_at: int,
 ) -> None:
     influx.write(raw_lines(days=4))
-    gated_sink(workspace, proxy)
+    gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated")
     env = {**ledger_target.env(), "ROLLUP_NOW": "2026-11-06T00:20Z"}
     args = ["run"] if command == "run" else ["backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-06"]
@@ -192,7 +169,7 @@ def test_two_runs_started_at_once_never_run_a_window_twice(
     workspace: Workspace, influx: InfluxHelper, proxy: WriteProxy, ledger_target: LedgerTarget
 ) -> None:
     influx.write(raw_lines(days=6))
-    gated_sink(workspace, proxy)
+    gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated")
     proxy.delay = 0.15  # each window takes a while, so the two passes overlap
     env = {**ledger_target.env(), "ROLLUP_NOW": "2026-11-08T00:20Z"}
@@ -219,7 +196,7 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
     workspace: Workspace, influx: InfluxHelper, proxy: WriteProxy, ledger_target: LedgerTarget
 ) -> None:
     influx.write(raw_lines(days=4))
-    gated_sink(workspace, proxy)
+    gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated")
     env = ledger_target.env()
 
@@ -306,7 +283,7 @@ def test_one_jobs_failing_sink_does_not_stop_the_other_jobs(
     workspace: Workspace, influx: InfluxHelper, proxy: WriteProxy
 ) -> None:
     influx.write(raw_lines(days=2))
-    gated_sink(workspace, proxy)
+    gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated", name="broken")
     daily_job(workspace, sink="out", name="fine")
     proxy.down = True

@@ -12,14 +12,13 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rollup.ledger.base import Record
 from tests.conftest import InfluxHelper, LedgerTarget, new_postgres_database
-from tests.integration.proxy import WriteProxy
+from tests.integration.proxy import WriteProxy, gated_sink
 from tests.integration.serving import (
     HOSTS,
     WINDOW,
@@ -48,27 +47,6 @@ def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
 @pytest.fixture
 def ledger(tmp_path: Path) -> LedgerTarget:
     return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger.sqlite'}")
-
-
-@pytest.fixture
-def proxy(influx: InfluxHelper) -> Iterator[WriteProxy]:
-    gate = WriteProxy(influx.url)
-    yield gate
-    gate.close()
-
-
-def gated_sink(workspace: Workspace, proxy: WriteProxy) -> None:
-    """Writes go through the proxy, with no retry."""
-    workspace.sink(
-        "gated",
-        f"""
-        type = "influxdb"
-        url = "{proxy.url}"
-        database = "{workspace.out_database}"
-        retries = 0
-        gzip = false
-        """,
-    )
 
 
 def outputs(influx: InfluxHelper, database: str) -> list[dict[str, object]]:
