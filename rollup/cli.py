@@ -102,7 +102,7 @@ def _guarded(action: Callable[[], int]) -> None:
 @click.version_option(package_name="rollup")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, log_format: str | None, log_level: str | None) -> None:
-    """Roll raw InfluxDB counters up into per-window aggregates, written to InfluxDB or Elasticsearch.
+    """Roll raw InfluxDB counters up into per-window aggregates for InfluxDB, Elasticsearch, OpenSearch.
 
     Jobs live in jobs/*.toml, sink profiles in sinks/*.toml, source profiles and settings in
     config/rollup.toml. Exit codes: 0 all windows succeeded, 1 some failed, 2 bad configuration
