@@ -4,7 +4,8 @@
 # project and its development tools. The `dev` extra also brings the Elasticsearch and OpenSearch
 # clients and the local servers speaking their APIs (noida-db, osmem-server): pip installs them,
 # nothing else is needed. Safe to run again: it only installs what is missing.
-# With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file).
+# With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file)
+# and the start-up hook that lets scripts/test.sh --clock-shift move the Python clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+if [ "${1:-}" = "--for-tests" ]; then
+  # tests/clock_shift.py, imported at start-up by every Python of the venv: inert unless
+  # TEST_CLOCK_SHIFT is set (scripts/test.sh --clock-shift).
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  cp tests/clock_shift.py "$site/rollup_test_clock_shift.py"
+  echo "import rollup_test_clock_shift" > "$site/rollup_test_clock_shift.pth"
+fi
