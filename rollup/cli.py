@@ -131,7 +131,7 @@ def jobs_list(state: _State) -> None:
             table.add_row(
                 job.name,
                 "yes" if job.enabled else "no",
-                job.window.every + (f" +{job.window.offset}" if job.window.offset != "0s" else ""),
+                job.window.every.text + (f" +{job.window.offset}" if job.window.offset.nanos else ""),
                 job.window.timezone,
                 f"{job.source.profile}:{job.source.database}.{job.source.measurement}",
                 ", ".join(job.fields),
@@ -359,7 +359,7 @@ def backfill(
                 return EXIT_OK
             runner = JobRunner(job, workspace.source_for(job), workspace.sinks_for(job))
             stack.callback(runner.close)
-            tracked = TrackedRunner(runner, ledger, clock, workspace.settings.ledger_lease_ns)
+            tracked = TrackedRunner(runner, ledger, clock, workspace.settings.ledger_lease.nanos)
             show = sys.stderr.isatty() if progress is None else progress
             outcomes = _run_with_progress(job, tracked.run(plan.due), len(plan.due), show)
             return _summarize(job, outcomes)
@@ -503,7 +503,7 @@ def run_command(state: _State, job_names: tuple[str, ...], now: str | None) -> N
                         runners[job.name],
                         ledger,
                         clock,
-                        workspace.settings.ledger_lease_ns,
+                        workspace.settings.ledger_lease.nanos,
                     )
                 except RollupError as exc:
                     failures += 1

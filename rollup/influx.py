@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from rollup.core.durations import NS_PER_SECOND, parse_fixed_duration
+from rollup.core.durations import parse_duration
+from rollup.durations import PositiveSpan
 from rollup.errors import ConfigError
 from rollup.redact import remember
 
@@ -88,7 +89,7 @@ class InfluxConnection(Credentials):
     """How to reach one InfluxDB over its v1 HTTP API."""
 
     url: str = Field(description="Base URL, e.g. http://127.0.0.1:8086")
-    timeout: str = "30s"
+    timeout: PositiveSpan = parse_duration("30s")
     verify_tls: bool = True
     ca_file: Path | None = None
 
@@ -96,16 +97,6 @@ class InfluxConnection(Credentials):
     @classmethod
     def _plain_url(cls, value: str) -> str:
         return plain_url(value)
-
-    @field_validator("timeout")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_fixed_duration(value)
-        return value
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_fixed_duration(self.timeout) / NS_PER_SECOND
 
     def auth_headers(self, what: str) -> dict[str, str]:
         token = self.token(what)
@@ -127,7 +118,7 @@ class InfluxConnection(Credentials):
         return httpx.Client(
             base_url=self.url,
             headers=self.auth_headers(what),
-            timeout=httpx.Timeout(self.timeout_seconds),
+            timeout=httpx.Timeout(self.timeout.seconds),
             verify=tls_context(self.verify_tls, ca_file, _modified(ca_file)),
             transport=transport,
         )

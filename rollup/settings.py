@@ -26,7 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rollup.config import config_error, known_keys, read_toml
-from rollup.core.durations import parse_fixed_duration
+from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
+from rollup.durations import PositiveSpan, Span
 from rollup.errors import ConfigError
 from rollup.influx import InfluxConnection, read_secret
 from rollup.ledger import ledger_scheme
@@ -47,21 +48,10 @@ class SourceProfile(InfluxConnection):
     (0: no thread, with ``concurrency = 1``)."""
     retries: int = Field(default=3, ge=0, description="Attempts to get an answer after the first one")
     backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry; doubles each time")
-    retention: str | None = Field(
+    retention: PositiveSpan | None = Field(
         default=None,
         description="How long the buffer keeps raw points; older windows are never owed",
     )
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str | None) -> str | None:
-        if value is not None and parse_fixed_duration(value) <= 0:
-            raise ValueError("retention must be longer than zero")
-        return value
-
-    @property
-    def retention_ns(self) -> int | None:
-        return None if self.retention is None else parse_fixed_duration(self.retention)
 
 
 class ServeSettings(BaseModel):
@@ -71,39 +61,26 @@ class ServeSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Address of /healthz, /readyz and /metrics")
     port: int = Field(default=9108, ge=0, le=65535, description="0: any free port (logged)")
-    sweep: str = Field(default="1m", description="Every job's pass runs at least this often")
+    sweep: Span = Field(default=parse_duration("1m"), description="Every job's pass runs at least this often")
     concurrency: int = Field(default=4, ge=1, le=256, description="Jobs whose passes run at once")
-    misfire_grace: str = Field(
-        default="1m", description="A trigger that could not start for this long is dropped"
+    misfire_grace: Span = Field(
+        default=parse_duration("1m"), description="A trigger that could not start for this long is dropped"
     )
-    shutdown_timeout: str = Field(
-        default="25s", description="SIGTERM: how long the windows in flight may take to finish"
+    shutdown_timeout: Span = Field(
+        default=parse_duration("25s"),
+        description="SIGTERM: how long the windows in flight may take to finish",
     )
 
     @field_validator("sweep", "misfire_grace")
     @classmethod
-    def _at_least_a_second(cls, value: str) -> str:
-        if parse_fixed_duration(value) < 1_000_000_000:
+    def _at_least_a_second(cls, value: Duration) -> Duration:
+        if value.nanos < NS_PER_SECOND:
             raise ValueError("must be at least 1s")
         return value
 
-    @field_validator("shutdown_timeout")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_fixed_duration(value)
-        return value
-
-    @property
-    def sweep_seconds(self) -> float:
-        return parse_fixed_duration(self.sweep) / 1e9
-
     @property
     def misfire_grace_seconds(self) -> int:
-        return max(1, parse_fixed_duration(self.misfire_grace) // 1_000_000_000)
-
-    @property
-    def shutdown_timeout_seconds(self) -> float:
-        return parse_fixed_duration(self.shutdown_timeout) / 1e9
+        return max(1, self.misfire_grace.nanos // NS_PER_SECOND)
 
 
 class Settings(BaseSettings):
@@ -122,8 +99,9 @@ class Settings(BaseSettings):
     )
     ledger_password_env: str | None = None
     ledger_password_file: Path | None = None
-    ledger_lease: str = Field(
-        default="1m", description="A claimed window whose owner stopped renewing it is owed again after this"
+    ledger_lease: Span = Field(
+        default=parse_duration("1m"),
+        description="A claimed window whose owner stopped renewing it is owed again after this",
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)
 
@@ -135,8 +113,8 @@ class Settings(BaseSettings):
 
     @field_validator("ledger_lease")
     @classmethod
-    def _lease(cls, value: str) -> str:
-        if parse_fixed_duration(value) < 1_000_000_000:
+    def _lease(cls, value: Duration) -> Duration:
+        if value.nanos < NS_PER_SECOND:
             raise ValueError("ledger_lease must be at least 1s")
         return value
 
@@ -147,10 +125,6 @@ class Settings(BaseSettings):
         if (self.ledger_password_env or self.ledger_password_file) and _url_password(self.ledger):
             raise ValueError("the ledger URL already holds a password: drop ledger_password_env/_file")
         return self
-
-    @property
-    def ledger_lease_ns(self) -> int:
-        return parse_fixed_duration(self.ledger_lease)
 
     def ledger_password(self) -> SecretStr | None:
         return read_secret(self.ledger_password_env, self.ledger_password_file, "ledger password")

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from rollup.core.durations import parse_fixed_duration
+from rollup.core.durations import Duration
 from rollup.core.windows import Window, WindowGrid
 from rollup.errors import ConfigError
 from rollup.jobs.spec import JobSpec
@@ -69,13 +69,13 @@ class Policy:
         return (record.finished or 0) + wait
 
 
-def policy_for(job: JobSpec, source_retention: str | None) -> Policy:
+def policy_for(job: JobSpec, source_retention: Duration | None) -> Policy:
     """The job's policy; the job's ``[schedule] buffer_retention`` overrides the source's."""
-    text = job.schedule.buffer_retention or source_retention
-    retention = None if text is None else parse_fixed_duration(text)
+    given = job.schedule.buffer_retention or source_retention
+    retention = None if given is None else given.nanos
     if retention is not None and retention <= job.grid.nominal_ns() + job.window.delay_ns:
         raise ConfigError(
-            f"job {job.name}: the buffer retention ({text}) must be longer than one window plus its "
+            f"job {job.name}: the buffer retention ({given}) must be longer than one window plus its "
             f"delay ({job.window.every} + {job.window.delay}): no window could ever be computed"
         )
     return Policy(
@@ -84,8 +84,8 @@ def policy_for(job: JobSpec, source_retention: str | None) -> Policy:
         delay=job.window.delay_ns,
         recompute=job.schedule.recompute,
         max_windows=job.schedule.max_windows_per_pass,
-        backoff=parse_fixed_duration(job.schedule.retry_backoff),
-        backoff_max=parse_fixed_duration(job.schedule.retry_backoff_max),
+        backoff=job.schedule.retry_backoff.nanos,
+        backoff_max=job.schedule.retry_backoff_max.nanos,
     )
 
 

@@ -13,22 +13,19 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from rollup.core.durations import NS_PER_SECOND, parse_duration, parse_fixed_duration
+from rollup.core.durations import NS_PER_SECOND, parse_duration
 from rollup.core.spec import FieldRule, Kind, OnDecrease, RollupSpec, Stamp, check_aggregate
 from rollup.core.windows import WindowGrid, format_instant, load_zone, to_ns
+from rollup.durations import PositiveSpan, Span, WindowSize
 from rollup.sources.base import TagMatch
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-DEFAULT_LOOKBACK = "1h"
+ZERO = parse_duration("0s")
+DEFAULT_LOOKBACK = parse_duration("1h")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _duration(value: str) -> str:
-    parse_fixed_duration(value)
-    return value
 
 
 class TagCondition(_Strict):
@@ -78,29 +75,18 @@ class SourceSpec(_Strict):
 
 
 class WindowSpec(_Strict):
-    every: str = Field(description="Window size: 1d, 3h, 15m, 1w, 1mo, …")
+    every: WindowSize = Field(description="Window size: 1d, 3h, 15m, 1w, 1mo, …")
     timezone: str = "UTC"
-    offset: str = "0s"
-    delay: str = "0s"
-    lookback: str | None = None
-    max_gap: str | None = None
+    offset: Span = ZERO
+    delay: Span = ZERO
+    lookback: Span | None = None
+    max_gap: Span | None = None
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         load_zone(value)
         return value
-
-    @field_validator("every")
-    @classmethod
-    def _every(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-    @field_validator("offset", "delay", "lookback", "max_gap")
-    @classmethod
-    def _fixed(cls, value: str | None) -> str | None:
-        return None if value is None else _duration(value)
 
     @model_validator(mode="after")
     def _grid(self) -> WindowSpec:
@@ -109,33 +95,25 @@ class WindowSpec(_Strict):
 
     @property
     def lookback_ns(self) -> int:
-        text = self.lookback if self.lookback is not None else (self.max_gap or DEFAULT_LOOKBACK)
-        return parse_fixed_duration(text)
+        return (self.lookback or self.max_gap or DEFAULT_LOOKBACK).nanos
 
     @property
     def delay_ns(self) -> int:
-        return parse_fixed_duration(self.delay)
+        return self.delay.nanos
 
     @property
     def max_gap_ns(self) -> int | None:
-        return None if self.max_gap is None else parse_fixed_duration(self.max_gap)
+        return None if self.max_gap is None else self.max_gap.nanos
 
 
 class FieldSpec(_Strict):
     kind: Kind = "counter"
     on_decrease: OnDecrease = "drop"
-    unit: str = "1s"
+    unit: PositiveSpan = parse_duration("1s")
     scale: float = 1.0
     aggregates: list[str] = Field(default_factory=lambda: ["mean"], min_length=1)
     max_rate: float | None = Field(default=None, gt=0)
     output_name: str | None = Field(default=None, alias="as")
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, value: str) -> str:
-        if parse_fixed_duration(value) <= 0:
-            raise ValueError("unit must be longer than zero")
-        return value
 
     @field_validator("aggregates")
     @classmethod
@@ -153,24 +131,17 @@ class FieldSpec(_Strict):
 class ScheduleSpec(_Strict):
     """Which windows a pass owes and how failures are retried (``[schedule]``)."""
 
-    buffer_retention: str | None = Field(
+    buffer_retention: PositiveSpan | None = Field(
         default=None, description="Overrides the source profile's retention for this job"
     )
     recompute: int = Field(default=0, ge=0, description="Re-run the last N closed windows in every pass")
     max_windows_per_pass: int = Field(default=1000, ge=1)
-    retry_backoff: str = "1m"
-    retry_backoff_max: str = "1h"
-
-    @field_validator("buffer_retention", "retry_backoff", "retry_backoff_max")
-    @classmethod
-    def _positive(cls, value: str | None) -> str | None:
-        if value is not None and parse_fixed_duration(value) <= 0:
-            raise ValueError("must be longer than zero")
-        return value
+    retry_backoff: PositiveSpan = parse_duration("1m")
+    retry_backoff_max: PositiveSpan = parse_duration("1h")
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> ScheduleSpec:
-        if parse_fixed_duration(self.retry_backoff_max) < parse_fixed_duration(self.retry_backoff):
+        if self.retry_backoff_max.nanos < self.retry_backoff.nanos:
             raise ValueError("retry_backoff_max must not be shorter than retry_backoff")
         return self
 
@@ -231,7 +202,7 @@ class JobSpec(_Strict):
                 kind=spec.kind,
                 aggregates=tuple(spec.aggregates),
                 on_decrease=spec.on_decrease,
-                unit_seconds=parse_fixed_duration(spec.unit) / NS_PER_SECOND,
+                unit_seconds=spec.unit.nanos / NS_PER_SECOND,
                 scale=spec.scale,
                 max_rate=spec.max_rate,
             )

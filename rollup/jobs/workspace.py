@@ -60,7 +60,7 @@ class Workspace:
         return OutputTarget(
             job=job.name,
             measurement=job.output.measurement,
-            window=job.window.every,
+            window=job.window.every.text,
             timezone=job.window.timezone,
             tags=None if job.group_by is None else tuple(job.group_by),
             schema=output_schema(job.rollup),

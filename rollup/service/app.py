@@ -57,11 +57,11 @@ class Service:
             {"owner": owner}
         )
         self.worker = Worker(
-            lambda: self.jobs, self.metrics, self.clock, settings.ledger_lease_ns, owner, self.stopping
+            lambda: self.jobs, self.metrics, self.clock, settings.ledger_lease.nanos, owner, self.stopping
         )
         serve = settings.serve
         self.scheduler = Scheduler(
-            self.worker.run_job, serve.concurrency, serve.sweep_seconds, serve.misfire_grace_seconds
+            self.worker.run_job, serve.concurrency, serve.sweep.seconds, serve.misfire_grace_seconds
         )
         self.endpoints = Endpoints(serve.host, serve.port, self.metrics.registry, self._health, self._ready)
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -133,7 +133,7 @@ class Service:
     # -- stopping -----------------------------------------------------------------------------
 
     def _stop(self, signum: int) -> int:
-        timeout = self.settings.serve.shutdown_timeout_seconds
+        timeout = self.settings.serve.shutdown_timeout.seconds
         log.info(
             "%s: no new windows; waiting up to %gs for %d pass(es) in flight (again: exit at once)",
             signal.Signals(signum).name,

@@ -45,7 +45,7 @@ class ElasticsearchClient:
             self._client: Elasticsearch = Elasticsearch(
                 profile.hosts,
                 headers=profile.auth_headers(what),
-                request_timeout=profile.timeout_seconds,
+                request_timeout=profile.timeout.seconds,
                 max_retries=0,
                 retry_on_timeout=False,
                 http_compress=profile.gzip,

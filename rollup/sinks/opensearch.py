@@ -54,7 +54,7 @@ class OpenSearchClient:
             self._client: OpenSearch = OpenSearch(
                 profile.hosts,
                 headers=profile.auth_headers(what),
-                timeout=profile.timeout_seconds,
+                timeout=profile.timeout.seconds,
                 max_retries=0,
                 retry_on_timeout=False,
                 verify_certs=profile.verify_tls,

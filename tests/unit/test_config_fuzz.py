@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rollup.core.durations import parse_duration
 from rollup.errors import ConfigError
 from rollup.jobs.loader import Known, load_job
 from rollup.jobs.planner import policy_for
@@ -207,7 +208,9 @@ def load_job_file(path: Path) -> None:
     job.grid.windows(1_790_000_000 * 10**9, 1_790_500_000 * 10**9)
     assert job.rollup.fields
     job.start_ns()
-    error = refusal(lambda: policy_for(job, "30d"))  # a retention shorter than one window plus delay
+    error = refusal(
+        lambda: policy_for(job, parse_duration("30d"))
+    )  # a retention shorter than one window plus delay
     assert error is None or str(error).startswith(f"job {job.name}: the buffer retention (30d)"), error
 
 
@@ -273,4 +276,4 @@ def test_the_starting_points_are_valid(tmp_path: Path) -> None:
             load_sink_profile(path)
     settings_path = tmp_path / "rollup.toml"
     settings_path.write_text(toml_document(VALID_SETTINGS))
-    assert load_settings(settings_path).sources["buffer"].retention == "30d"
+    assert load_settings(settings_path).sources["buffer"].retention == parse_duration("30d")

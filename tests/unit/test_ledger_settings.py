@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rollup.core.durations import parse_duration
 from rollup.errors import ConfigError
 from rollup.jobs.loader import load_job
 from rollup.jobs.planner import policy_for, require_owed_range
@@ -31,7 +32,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_default_ledger_is_a_sqlite_file_under_state(tmp_path: Path) -> None:
     settings = load_settings(settings_file(tmp_path, ""))
     assert settings.ledger.get_secret_value() == "sqlite:state/ledger.sqlite"
-    assert settings.ledger_lease_ns == 60 * 10**9
+    assert settings.ledger_lease.nanos == 60 * 10**9
 
 
 @pytest.mark.parametrize(
@@ -134,9 +135,9 @@ def job(tmp_path: Path, top: str = "", schedule: str = "") -> Path:
 
 def test_retention_comes_from_the_source_profile_unless_the_job_overrides_it(tmp_path: Path) -> None:
     plain = load_job(job(tmp_path))
-    assert policy_for(plain, "30d").retention == 30 * 86400 * 10**9
+    assert policy_for(plain, parse_duration("30d")).retention == 30 * 86400 * 10**9
     override = load_job(job(tmp_path, schedule='[schedule]\nbuffer_retention = "7d"\nrecompute = 2'))
-    policy = policy_for(override, "30d")
+    policy = policy_for(override, parse_duration("30d"))
     assert (policy.retention, policy.recompute) == (7 * 86400 * 10**9, 2)
 
 
@@ -145,7 +146,7 @@ def test_a_retention_shorter_than_a_window_plus_its_delay_is_a_config_error(tmp_
     with pytest.raises(
         ConfigError, match=r"job bw: the buffer retention \(1d\) must be longer than one window"
     ):
-        policy_for(spec, "1d")
+        policy_for(spec, parse_duration("1d"))
 
 
 def test_a_live_pass_needs_a_start_or_a_retention(tmp_path: Path) -> None:

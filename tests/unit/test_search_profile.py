@@ -48,7 +48,7 @@ def test_a_complete_elasticsearch_profile(tmp_path: Path) -> None:
     assert isinstance(profile, ElasticsearchSinkProfile)
     assert profile.hosts == ["https://es1.example:9200", "https://es2.example:9200"]
     assert profile.verify_tls is True
-    assert profile.timeout_seconds == 10.0
+    assert profile.timeout.seconds == 10.0
     assert profile.gzip is True
 
 

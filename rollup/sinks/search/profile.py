@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from rollup.core.durations import NS_PER_SECOND, parse_fixed_duration
+from rollup.core.durations import parse_duration
+from rollup.durations import PositiveSpan
 from rollup.errors import ConfigError
 from rollup.influx import Credentials, plain_url, read_secret
 from rollup.redact import remember
@@ -38,7 +39,7 @@ class SearchSinkProfile(Credentials):
     urls: list[str] | None = Field(None, min_length=1, description="Several nodes of one cluster")
     api_key_env: str | None = None
     api_key_file: Path | None = None
-    timeout: str = "30s"
+    timeout: PositiveSpan = parse_duration("30s")
     verify_tls: bool = True
     ca_file: Path | None = None
     index: str = Field(DEFAULT_INDEX, description="Index name pattern: {job}, {measurement}, {yyyy.MM} …")
@@ -60,13 +61,6 @@ class SearchSinkProfile(Credentials):
     @classmethod
     def _urls(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [plain_url(url) for url in value]
-
-    @field_validator("timeout")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        if parse_fixed_duration(value) <= 0:
-            raise ValueError("timeout must be longer than zero")
-        return value
 
     @field_validator("index")
     @classmethod
@@ -100,10 +94,6 @@ class SearchSinkProfile(Credentials):
     @property
     def hosts(self) -> list[str]:
         return [self.url] if self.url is not None else list(self.urls or ())
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_fixed_duration(self.timeout) / NS_PER_SECOND
 
     def ca_certs(self, what: str) -> str | None:
         """The CA file's path, checked now: a missing file would only show as a TLS error later."""
