@@ -57,6 +57,8 @@ class Record:
     """Seconds the last run took."""
     owner: str | None
     lease_until: int | None
+    transient: bool | None = None
+    """Whether the last failure may go away by itself (None: not recorded, rows of schema 1)."""
 
     @property
     def seen(self) -> Seen:
@@ -92,6 +94,8 @@ class Finished:
     points: int
     rows: int
     seconds: float
+    transient: bool = False
+    """The failure may go away by itself (a server down or busy); else it needs a fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,11 @@ class JobState:
     """The oldest window start that was still owed at the last pass (None: no pass yet)."""
     unrecoverable: int
     """Windows that fell out of the buffer retention without being done (a counter)."""
+    origin: int | None = None
+    """Where a job without ``start`` begins: the window of the oldest point its first pass found
+    in the buffer (None: not decided yet)."""
+    pruned: int = 0
+    """Done windows whose rows were pruned (still counted as done)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,8 @@ class Summary:
     counts: dict[Status, int]
     last_failure: Record | None
     """The failed or unrecoverable window that finished last (with its error)."""
+    empty: int = 0
+    """Done windows for which the source had no point at all."""
 
 
 class Ledger(ABC):
@@ -125,9 +136,17 @@ class Ledger(ABC):
 
     @abstractmethod
     def records(
-        self, job: str, start: int, end: int, statuses: Sequence[Status] | None = None
+        self,
+        job: str,
+        start: int,
+        end: int,
+        statuses: Sequence[Status] | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[Record]:
-        """Full rows of ``job`` with window start in ``[start, end)``, oldest first."""
+        """Full rows of ``job`` with window start in ``[start, end)``, oldest first (or newest
+        first), at most ``limit``."""
 
     @abstractmethod
     def claim(
@@ -169,6 +188,16 @@ class Ledger(ABC):
 
         Returns False (and changes nothing) when another process moved the horizon first.
         """
+
+    @abstractmethod
+    def set_origin(self, job: str, origin: int) -> int:
+        """Record where a job without ``start`` begins, unless another process did first; return
+        the origin recorded."""
+
+    @abstractmethod
+    def prune(self, job: str, before: int) -> int:
+        """Delete the done and unrecoverable rows of windows starting before ``before`` (done ones
+        are added to the job's pruned count); return how many rows went."""
 
     @abstractmethod
     def summary(self, job: str, now: int) -> Summary:

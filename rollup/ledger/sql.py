@@ -60,12 +60,20 @@ MIGRATIONS: list[list[str]] = [
             unrecoverable BIGINT NOT NULL
         )""",
     ],
+    [  # 2: the nature of a failure, a job's origin and its pruned windows
+        "ALTER TABLE rollup_windows ADD COLUMN transient INTEGER",
+        "ALTER TABLE rollup_jobs ADD COLUMN pruned BIGINT NOT NULL DEFAULT 0",
+        """CREATE TABLE rollup_origins (
+            job TEXT PRIMARY KEY,
+            origin BIGINT NOT NULL
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RECORD_COLUMNS = (
     "window_start, window_end, status, attempts, failures, last_error, points, rows_written, "
-    "started, finished, duration, owner, lease_until"
+    "started, finished, duration, owner, lease_until, transient"
 )
 _CLAIM_NEW = """
     INSERT INTO rollup_windows (job, window_start, window_end, status, attempts, failures,
@@ -86,6 +94,7 @@ _FINISH = """
                       ELSE 'failed' END,
         failures = CASE WHEN ? THEN 0 ELSE failures + 1 END,
         last_error = COALESCE(?, last_error),
+        transient = CASE WHEN ? THEN transient ELSE ? END,
         points = ?, rows_written = ?, finished = ?, duration = ?, owner = NULL, lease_until = NULL
     WHERE job = ? AND window_start = ? AND owner = ? AND status IN ('running', 'unrecoverable')
     RETURNING window_start"""
@@ -170,24 +179,59 @@ class SqlLedger(Ledger):
         return Snapshot(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), pending)
 
     def records(
-        self, job: str, start: int, end: int, statuses: Sequence[Status] | None = None
+        self,
+        job: str,
+        start: int,
+        end: int,
+        statuses: Sequence[Status] | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[Record]:
         wanted = tuple(statuses or STATUSES)
         marks = ", ".join("?" for _ in wanted)
+        order = "DESC" if newest_first else "ASC"
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
         with self._lock, self._transaction() as tx:
             rows = tx.rows(
                 f"SELECT {_RECORD_COLUMNS} FROM rollup_windows WHERE job = ? AND window_start >= ? "
-                f"AND window_start < ? AND status IN ({marks}) ORDER BY window_start",
+                f"AND window_start < ? AND status IN ({marks}) ORDER BY window_start {order}{bound}",
                 (job, start, end, *wanted),
             )
         return [_record(row) for row in rows]
 
     def job_state(self, job: str) -> JobState:
         with self._lock, self._transaction() as tx:
-            rows = tx.rows("SELECT horizon, unrecoverable FROM rollup_jobs WHERE job = ?", (job,))
+            rows = tx.rows("SELECT horizon, unrecoverable, pruned FROM rollup_jobs WHERE job = ?", (job,))
+            origins = tx.rows("SELECT origin FROM rollup_origins WHERE job = ?", (job,))
+        origin = int(origins[0][0]) if origins else None
         if not rows:
-            return JobState(None, 0)
-        return JobState(int(rows[0][0]), int(rows[0][1]))
+            return JobState(None, 0, origin)
+        return JobState(int(rows[0][0]), int(rows[0][1]), origin, int(rows[0][2]))
+
+    def set_origin(self, job: str, origin: int) -> int:
+        with self._lock, self._transaction() as tx:
+            tx.count(
+                "INSERT INTO rollup_origins (job, origin) VALUES (?, ?) ON CONFLICT (job) DO NOTHING",
+                (job, origin),
+            )
+            return int(tx.rows("SELECT origin FROM rollup_origins WHERE job = ?", (job,))[0][0])
+
+    def prune(self, job: str, before: int) -> int:
+        where = "job = ? AND window_start < ?"
+        with self._lock, self._transaction() as tx:
+            done = tx.rows(
+                f"SELECT COUNT(*) FROM rollup_windows WHERE {where} AND status = 'done'", (job, before)
+            )
+            counted = tx.count(
+                "UPDATE rollup_jobs SET pruned = pruned + ? WHERE job = ?", (int(done[0][0]), job)
+            )
+            if not counted:  # no pass recorded the job yet: nothing is old enough
+                return 0
+            return tx.count(
+                f"DELETE FROM rollup_windows WHERE {where} AND status IN ('done', 'unrecoverable')",
+                (job, before),
+            )
 
     def summary(self, job: str, now: int) -> Summary:
         with self._lock, self._transaction() as tx:
@@ -202,10 +246,13 @@ class SqlLedger(Ledger):
                 "ORDER BY finished DESC, window_start DESC LIMIT 1",
                 (job,),
             )
+            empty = tx.rows(
+                "SELECT COUNT(*) FROM rollup_windows WHERE job = ? AND status = 'done' AND points = 0", (job,)
+            )
         counts: dict[Status, int] = dict.fromkeys(STATUSES, 0)
         for status, number in counted:
             counts[status] = int(number)
-        return Summary(counts, _record(last[0]) if last else None)
+        return Summary(counts, _record(last[0]) if last else None, int(empty[0][0]))
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -240,6 +287,8 @@ class SqlLedger(Ledger):
                 r.error is None,
                 r.error is None,
                 r.error,
+                r.error is None,
+                int(r.transient),
                 r.points,
                 r.rows,
                 now,
@@ -300,4 +349,5 @@ def _record(row: Row) -> Record:
         duration=None if row[10] is None else float(row[10]),
         owner=row[11],
         lease_until=None if row[12] is None else int(row[12]),
+        transient=None if row[13] is None else bool(row[13]),
     )

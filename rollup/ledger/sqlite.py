@@ -4,10 +4,15 @@ Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the databas
 once: claims from several processes on one machine are serialised, so each window is claimed by
 exactly one of them. The file must be on a local file system (WAL needs shared memory); for
 several machines use PostgreSQL.
+
+The file's identity (device and inode) is checked at the start of every transaction: a ledger
+deleted or replaced while a process uses it (SQLite would go on writing to the unlinked file, and
+every window recorded would be lost) fails the next transaction loudly instead.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -33,8 +38,9 @@ class SqliteLedger(SqlLedger):
             )
             self._wal()
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the ledger {self.location}: {exc}") from None
+            raise LedgerError(f"cannot open the ledger {self.location}: {exc}") from exc
         self._migrate()
 
     def _wal(self) -> None:
@@ -51,7 +57,21 @@ class SqliteLedger(SqlLedger):
                 time.sleep(0.02)
 
     def _transaction(self) -> Tx:
+        self._check_identity()
         return _SqliteTx(self._connection, self.location)
+
+    def _check_identity(self) -> None:
+        try:
+            found = _identity(self.path)
+        except FileNotFoundError:
+            found = None
+        if found != self._identity:
+            what = "deleted" if found is None else "replaced by another file"
+            raise LedgerError(
+                f"the ledger {self.location} was {what} while this process was using it: the windows "
+                "it recorded since may be lost and will be owed again; stop every rollup using this "
+                "ledger before moving or deleting it"
+            )
 
     def _lock_schema(self, tx: Tx) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -59,6 +79,11 @@ class SqliteLedger(SqlLedger):
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
 
 
 class _SqliteTx(Tx):
