@@ -11,15 +11,21 @@ import datetime as dt
 import re
 from functools import cached_property
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from rollup.core.durations import NS_PER_SECOND, parse_duration
+from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
 from rollup.core.spec import FieldRule, Kind, OnDecrease, RollupSpec, Stamp, check_aggregate
 from rollup.core.windows import WindowGrid, format_instant, load_zone, to_ns
 from rollup.durations import PositiveSpan, Span, WindowSize
 from rollup.sources.base import TagMatch
+from rollup.sources.influxql import quote_regex
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+MIN_WINDOW = parse_duration("1s")
+"""Shorter windows would cost more to plan and record than the points they hold."""
+_RE2_QUIET = re2.Options()
+_RE2_QUIET.log_errors = False
 ZERO = parse_duration("0s")
 DEFAULT_LOOKBACK = parse_duration("1h")
 
@@ -39,6 +45,20 @@ class TagCondition(_Strict):
         if (self.regex is None) == (self.not_ is None):
             raise ValueError("give exactly one of 'regex' or 'not'")
         return self
+
+    @field_validator("regex")
+    @classmethod
+    def _re2(cls, value: str | None) -> str | None:
+        """InfluxDB matches regexes with Go's RE2: check the pattern with RE2 now, not at run time."""
+        if value is None:
+            return value
+        try:
+            re2.compile(value, _RE2_QUIET)
+            quote_regex(value)
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise ValueError(f"invalid regex {value!r}: {reason} (InfluxDB reads RE2 syntax)") from None
+        return value
 
 
 class SourceSpec(_Strict):
@@ -88,6 +108,13 @@ class WindowSpec(_Strict):
         load_zone(value)
         return value
 
+    @field_validator("every")
+    @classmethod
+    def _not_too_short(cls, value: Duration) -> Duration:
+        if not value.is_calendar and value.nanos < MIN_WINDOW.nanos:
+            raise ValueError(f"invalid window {value.text!r}: a window must be at least {MIN_WINDOW.text}")
+        return value
+
     @model_validator(mode="after")
     def _grid(self) -> WindowSpec:
         WindowGrid(self.every, self.timezone, self.offset)  # offset vs size, zero windows
@@ -110,9 +137,9 @@ class FieldSpec(_Strict):
     kind: Kind = "counter"
     on_decrease: OnDecrease = "drop"
     unit: PositiveSpan = parse_duration("1s")
-    scale: float = 1.0
+    scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     aggregates: list[str] = Field(default_factory=lambda: ["mean"], min_length=1)
-    max_rate: float | None = Field(default=None, gt=0)
+    max_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     output_name: str | None = Field(default=None, alias="as")
 
     @field_validator("aggregates")
