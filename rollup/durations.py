@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic_settings import NoDecode
 
 from rollup.core.durations import Duration, parse_duration
 
@@ -49,6 +50,7 @@ def _window_size(value: Any) -> Duration:
 _AS_TEXT = PlainSerializer(lambda duration: duration.text, return_type=str)
 _SCHEMA = WithJsonSchema({"type": "string", "examples": ["90s", "15m", "3h", "1d"]})
 
-Span = Annotated[Duration, PlainValidator(_span), _AS_TEXT, _SCHEMA]
-PositiveSpan = Annotated[Duration, PlainValidator(_positive_span), _AS_TEXT, _SCHEMA]
-WindowSize = Annotated[Duration, PlainValidator(_window_size), _AS_TEXT, _SCHEMA]
+# NoDecode: in a ROLLUP_ environment variable a duration is plain text (2s), not JSON.
+Span = Annotated[Duration, PlainValidator(_span), _AS_TEXT, _SCHEMA, NoDecode]
+PositiveSpan = Annotated[Duration, PlainValidator(_positive_span), _AS_TEXT, _SCHEMA, NoDecode]
+WindowSize = Annotated[Duration, PlainValidator(_window_size), _AS_TEXT, _SCHEMA, NoDecode]

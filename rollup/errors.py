@@ -16,7 +16,18 @@ from __future__ import annotations
 
 
 class RollupError(Exception):
-    """Base of every error rollup raises on purpose."""
+    """Base of every error rollup raises on purpose.
+
+    ``transient``: the failure may go away by itself (a server down, slow or busy), so a retry soon
+    is worth it; otherwise (the default) it needs a fix (a typo, a refused value, a conflict).
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None):
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
 
 
 class ConfigError(RollupError):

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     )
     ledger_password_env: str | None = None
     ledger_password_file: Path | None = None
+    ledger_keep: PositiveSpan = Field(
+        default=parse_duration("400d"),
+        description="Rows of windows older than this (and than the buffer retention) are pruned",
+    )
     ledger_lease: Span = Field(
         default=parse_duration("1m"),
         description="A claimed window whose owner stopped renewing it is owed again after this",

@@ -77,11 +77,14 @@ def _check_references(path: Path, job: JobSpec, known: Known) -> None:
 
 
 def scan_jobs(directory: Path, known: Known | None = None) -> list[JobFile]:
-    """Every ``*.toml`` in ``directory``, each loaded or with its errors; duplicate names are errors."""
+    """Every ``*.toml`` in ``directory``, each loaded or with its errors.
+
+    Two jobs whose names differ only in case are refused like a duplicate name: index names and
+    file systems that ignore case would mix their output."""
     if not directory.is_dir():
         raise ConfigError(f"{directory}: jobs directory not found")
     files: list[JobFile] = []
-    seen: dict[str, Path] = {}
+    seen: dict[str, tuple[str, Path]] = {}
     for path in sorted(directory.glob("*.toml")):
         entry = JobFile(path)
         try:
@@ -89,23 +92,16 @@ def scan_jobs(directory: Path, known: Known | None = None) -> list[JobFile]:
         except ConfigError as exc:
             entry.errors.append(str(exc))
         if entry.job is not None:
-            other = seen.get(entry.job.name)
+            name = entry.job.name
+            other = seen.get(name.casefold())
             if other is not None:
-                entry.errors.append(f"{path}: name: job name {entry.job.name!r} is also used by {other}")
+                same = "" if other[0] == name else f" (as {other[0]!r}: names may not differ only in case)"
+                entry.errors.append(f"{path}: name: job name {name!r} is also used by {other[1]}{same}")
                 entry.job = None
             else:
-                seen[entry.job.name] = path
+                seen[name.casefold()] = (name, path)
         files.append(entry)
     return files
-
-
-def load_jobs(directory: Path, known: Known | None = None) -> list[JobSpec]:
-    """All jobs of ``directory``, or ConfigError listing every problem (nothing starts on bad input)."""
-    files = scan_jobs(directory, known)
-    problems = [error for entry in files for error in entry.errors]
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return [entry.job for entry in files if entry.job is not None]
 
 
 def find_job(jobs: list[JobSpec], name: str) -> JobSpec:

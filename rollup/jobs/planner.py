@@ -1,37 +1,52 @@
-"""The planner: which windows of a job a pass runs. A pure function of the job's policy, the
-ledger's rows and ``now`` — ``run``, ``serve``, ``status`` and ``backfill`` all ask it.
+"""The planner: which windows of a job are owed, and why. One pure function of the job's window
+grid and policy, the ledger's rows and the time — ``run``, ``serve``, ``status`` and ``backfill``
+(and its ``--dry-run``) all ask it.
 
-Owed, in a live pass (``plan``):
+A plan covers a *scope* of windows:
 
-* every *closed* window (``now >= end + delay``) whose start is at or after the *cut*:
-  ``max(job start, now - buffer retention)``, that is not done;
-* except failed windows still waiting for their retry (exponential backoff from the last failure,
-  ``retry_backoff × 2^(failures-1)``, capped at ``retry_backoff_max``) and windows another process
-  holds with a live lease (an expired lease makes the window owed again);
-* plus the last ``recompute`` closed windows even when done (late data);
-* oldest first, at most ``max_windows_per_pass``.
+* a live pass (no ``span``): every *closed* window (``now ≥ end + delay``) whose start is at or
+  after the *cut*, ``max(job start, now − buffer retention)``;
+* an explicit range (``span``, for backfill): every window overlapping ``[start, end)``, closed or
+  not, within the retention or not — each is classified, and only the closed ones within the
+  retention can be due.
+
+Each window of the scope gets one verdict, by one classifier (:func:`classify`):
+
+* ``done`` — the ledger holds it done (same start and end); due again only as ``recompute`` (one of
+  the last ``recompute`` closed windows of a live pass: late data) or ``forced`` (``--force``);
+* ``running`` — another process holds it under a lease that has not ended;
+* ``waiting`` — it failed and its retry backoff (``retry_backoff × 2^(failures−1)``, capped at
+  ``retry_backoff_max``, from its last failure) has not passed; an explicit range does not wait;
+* ``due`` — it must run: never run (``missing``; also a row left ``unrecoverable`` that is inside
+  the scope again, or a done row of another window size), ``failed`` (backoff passed),
+  ``expired`` (its owner stopped renewing the lease), ``recompute`` or ``forced``;
+* ``not_closed`` and ``too_old`` (explicit ranges only): not closed yet, or older than the buffer
+  retention.
+
+Two clocks: ``Now.plan`` decides which windows are closed and where the cut is (``--now`` moves
+it, for a dry run or to look back); leases and retry backoffs are always compared with
+``Now.real``, the clock the ledger's times were recorded with.
+
+Windows are generated lazily, a page at a time, and the ledger is read page by page: a plan over
+ten years of 5-second windows holds one page in memory, and its first due window is known after
+reading one page. Counting (:meth:`Plan.tally`) walks every page.
 
 Windows that fell behind the cut since the last pass (the *horizon*) without being done can no
-longer be computed: the plan reports them once as ``lost``, and the pass records them in the
-ledger as unrecoverable.
-
-An explicit range (``plan_range``, for backfill) owes every closed window of the range that is not
-done (or all of them with ``force``), ignores the job start and the retry backoff, and leaves out
-windows older than the buffer retention.
-
-Windows come from ``WindowGrid.boundaries`` and done windows are matched with numpy, so planning
-days of 5-second windows stays fast.
+longer be computed: :meth:`Plan.lost` counts them once, and the pass records them in the ledger as
+unrecoverable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
 from rollup.core.durations import Duration
-from rollup.core.windows import Window, WindowGrid
+from rollup.core.windows import DAY_NS, Window, WindowGrid
 from rollup.errors import ConfigError
 from rollup.jobs.spec import JobSpec
 from rollup.ledger.base import Record, Seen, Snapshot
@@ -39,6 +54,29 @@ from rollup.ledger.base import Record, Seen, Snapshot
 Reason = Literal["missing", "failed", "expired", "recompute", "forced"]
 """Why a window is due: never run (or no longer tracked), failed and its backoff has passed, its
 owner's lease expired, re-run for late data, or re-run on request (backfill --force)."""
+
+Verdict = Literal["due", "done", "running", "waiting", "not_closed", "too_old"]
+
+RowReader = Callable[[int, int], Snapshot]
+"""The ledger's rows of the job whose window starts in ``[start, end)``."""
+
+PAGE_WINDOWS = 50_000
+"""Windows generated and matched with the ledger at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The instant a plan is made for, and the real clock."""
+
+    plan: int
+    """Decides which windows are closed and where the cut is (``--now``, else the real clock)."""
+    real: int
+    """Leases and retry backoffs: the clock the ledger's times are recorded with."""
+
+    @staticmethod
+    def at(instant: int) -> Now:
+        """The same instant for both (the usual case, and tests)."""
+        return Now(instant, instant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +101,19 @@ class Policy:
         return oldest if self.start is None else max(self.start, oldest)
 
     def retry_at(self, record: Record) -> int:
-        """When a failed window may run again."""
+        """When a failed window may run again: after a backoff doubling with each failure, or at
+        once after the longest one if the failure needs a fix (a retry soon would fail the same)."""
         exponent = min(max(record.failures - 1, 0), 62)
         wait = min(self.backoff * (1 << exponent), self.backoff_max)
+        if record.transient is False:
+            wait = self.backoff_max
         return (record.finished or 0) + wait
 
 
-def policy_for(job: JobSpec, source_retention: Duration | None) -> Policy:
-    """The job's policy; the job's ``[schedule] buffer_retention`` overrides the source's."""
+def policy_for(job: JobSpec, source_retention: Duration | None, start: int | None = None) -> Policy:
+    """The job's policy; the job's ``[schedule] buffer_retention`` overrides the source's, and
+    ``start`` (the first window of a job without ``start``, see the ledger's origin) stands in for
+    the job's own start when it has none."""
     given = job.schedule.buffer_retention or source_retention
     retention = None if given is None else given.nanos
     if retention is not None and retention <= job.grid.nominal_ns() + job.window.delay_ns:
@@ -78,8 +121,9 @@ def policy_for(job: JobSpec, source_retention: Duration | None) -> Policy:
             f"job {job.name}: the buffer retention ({given}) must be longer than one window plus its "
             f"delay ({job.window.every} + {job.window.delay}): no window could ever be computed"
         )
+    configured = job.start_ns()
     return Policy(
-        start=job.start_ns(),
+        start=configured if configured is not None else start,
         retention=retention,
         delay=job.window.delay_ns,
         recompute=job.schedule.recompute,
@@ -100,11 +144,28 @@ def require_owed_range(job: JobSpec, policy: Policy) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """One window of a plan's scope and its verdict."""
+
+    window: Window
+    verdict: Verdict
+    reason: Reason | None = None
+    """Why it is due (``verdict == "due"``)."""
+    seen: Seen | None = None
+    """The ledger row the plan was made from (None: no row); a claim checks it again."""
+    record: Record | None = None
+    """The full row, for windows that are not done."""
+    retry_at: int | None = None
+    """When a waiting window may run again."""
+
+
+@dataclass(frozen=True, slots=True)
 class Due:
+    """A window to run, and the ledger row it was planned from."""
+
     window: Window
     reason: Reason
     seen: Seen | None
-    """The ledger row the plan was made from (None: no row); the claim checks it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,157 +181,311 @@ class Lost:
     """Where the region checked began (the previous horizon)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """How many windows of a plan's scope have each verdict."""
+
+    due: int = 0
+    """Due and not done (recomputed and forced windows are not counted)."""
+    done: int = 0
+    running: int = 0
+    waiting: int = 0
+    not_closed: int = 0
+    too_old: int = 0
+    recompute: int = 0
+    """Done windows due again (recompute or --force)."""
+    oldest_owed: Window | None = None
+    """The oldest window not done: due now, or waiting for its retry."""
+    next_retry: int | None = None
+    running_records: tuple[Record, ...] = ()
+    """The rows of the windows another process holds (their owners, leases)."""
+
+    @property
+    def owed(self) -> int:
+        """Closed windows not done, failed ones waiting for their retry included."""
+        return self.due + self.waiting
+
+
 @dataclass(frozen=True)
 class Plan:
-    due: list[Due]
-    """What to run this pass: oldest first, capped."""
-    owed: int
-    """Windows due that are not done (before the cap; recomputed windows not counted)."""
-    waiting: int = 0
-    """Failed windows waiting for their retry."""
-    next_retry: int | None = None
-    running: int = 0
-    """Windows another process holds with a live lease."""
+    """The windows of a job's scope at one instant, classified (see the module docstring).
+
+    Nothing is read until asked: :meth:`entries` and :meth:`due_windows` generate the scope page by
+    page (a fresh walk each time); :attr:`due` is the capped list a live pass runs; :meth:`tally`
+    counts everything. A plan does not change once made: the ledger may, and a later walk sees it.
+    """
+
+    grid: WindowGrid
+    policy: Policy
+    rows: RowReader
+    now: Now
+    span: tuple[int, int] | None = None
+    force: bool = False
     horizon: int | None = None
-    """The new horizon to record (None: unchanged)."""
-    lost: Lost | None = None
-    previous_horizon: int | None = None
-    """The horizon the plan was made from."""
-    oldest_owed: Window | None = None
-    """The oldest window not done, due now or waiting for its retry."""
+    """The job's horizon from the ledger (live passes)."""
+    page: int = PAGE_WINDOWS
+    _recompute: frozenset[int] = field(init=False, default=frozenset())
 
+    def __post_init__(self) -> None:
+        if self.span is None and self.policy.recompute:
+            starts = last_closed_starts(self.grid, self.closed_until, self.policy.recompute, self.low)
+            object.__setattr__(self, "_recompute", frozenset(starts))
 
-@dataclass(frozen=True)
-class RangePlan:
-    due: list[Due]
-    done: list[Window] = field(default_factory=list)
-    """Done windows left alone (without force)."""
-    running: list[Window] = field(default_factory=list)
-    too_old: list[Window] = field(default_factory=list)
-    """Older than the buffer retention."""
-    not_closed: int = 0
+    # -- scope ------------------------------------------------------------------------------
 
+    @property
+    def closed_until(self) -> int:
+        """Windows ending at or before this instant are closed."""
+        return self.now.plan - self.policy.delay
 
-def snapshot_bounds(policy: Policy, horizon: int | None, now: int) -> tuple[int, int]:
-    """The window starts a live plan needs the ledger's rows for."""
-    cut = policy.cut(now)
-    low = cut if horizon is None else min(horizon, cut)
-    if horizon is None and policy.start is not None:
-        low = min(low, policy.start)
-    return low, max(low, now - policy.delay)
+    @cached_property
+    def low(self) -> int:
+        """The first window start of the scope."""
+        if self.span is not None:
+            return self.grid.window_at(self.span[0]).start
+        return self.policy.cut(self.now.plan)
 
+    @property
+    def high(self) -> int:
+        """Windows of the scope start before this instant."""
+        return self.span[1] if self.span is not None else self.closed_until
 
-def plan(grid: WindowGrid, policy: Policy, snapshot: Snapshot, horizon: int | None, now: int) -> Plan:
-    """The live pass at ``now``; ``horizon`` is the job's horizon from the ledger."""
-    cut = policy.cut(now)
-    starts, ends = _closed_windows(grid, cut, now - policy.delay)
-    done = _done_mask(snapshot, starts, ends)
-    open_starts, open_ends = starts[~done], ends[~done]
-    owed = np.ones(len(open_starts), dtype=bool)
-    special: dict[int, Due] = {}
-    waiting = running = 0
-    next_retry: int | None = None
-    oldest_waiting: Window | None = None
-    for start, record in snapshot.pending.items():
-        position = int(np.searchsorted(open_starts, start))
-        if position >= len(open_starts) or open_starts[position] != start:
-            continue
-        window = Window(start, int(open_ends[position]))
+    @property
+    def retention_cut(self) -> int | None:
+        """Windows starting before this are older than the buffer retention."""
+        return None if self.policy.retention is None else self.now.plan - self.policy.retention
+
+    # -- walking ----------------------------------------------------------------------------
+
+    def entries(self) -> Iterator[Entry]:
+        """Every window of the scope with its verdict, oldest first."""
+        for starts, ends, snapshot in self._pages():
+            yield from self._classified(starts, ends, snapshot)
+
+    def due_windows(self) -> Iterator[Due]:
+        """The due windows of the scope, oldest first, uncapped."""
+        for entry in self.entries():
+            if entry.verdict == "due" and entry.reason is not None:
+                yield Due(entry.window, entry.reason, entry.seen)
+
+    @cached_property
+    def due(self) -> list[Due]:
+        """What a pass runs: the oldest due windows, at most ``max_windows`` (live passes)."""
+        limit = self.policy.max_windows if self.span is None else None
+        found: list[Due] = []
+        for due in self.due_windows():
+            if limit is not None and len(found) >= limit:
+                break
+            found.append(due)
+        return found
+
+    def tally(self) -> Tally:
+        """Counts of the whole scope (walks every page)."""
+        counts = dict.fromkeys(("due", "done", "running", "waiting", "not_closed", "too_old", "recompute"), 0)
+        oldest: Window | None = None
+        next_retry: int | None = None
+        holders: list[Record] = []
+        recompute = np.fromiter(self._recompute, dtype=np.int64)
+        for starts, ends, snapshot in self._pages():
+            done = _done_mask(snapshot, starts, ends)
+            closed = ends <= self.closed_until
+            old = self._old_mask(starts, closed)
+            candidates = closed & ~old
+            again = candidates & done & (True if self.force else np.isin(starts, recompute))
+            counts["not_closed"] += int((~closed).sum())
+            counts["too_old"] += int(old.sum())
+            counts["recompute"] += int(again.sum())
+            counts["done"] += int((candidates & done & ~again).sum())
+            open_ = candidates & ~done
+            held = np.zeros(len(starts), dtype=bool)
+            for start, record in snapshot.pending.items():
+                position = int(np.searchsorted(starts, start))
+                if position >= len(starts) or starts[position] != start or not open_[position]:
+                    continue
+                entry = self._pending_entry(Window(start, int(ends[position])), record)
+                if entry.verdict == "running":
+                    counts["running"] += 1
+                    holders.append(record)
+                    held[position] = True
+                elif entry.verdict == "waiting" and entry.retry_at is not None:
+                    counts["waiting"] += 1
+                    next_retry = entry.retry_at if next_retry is None else min(next_retry, entry.retry_at)
+            owed = open_ & ~held
+            counts["due"] += int(owed.sum())
+            if oldest is None and owed.any():
+                first = int(np.argmax(owed))
+                oldest = Window(int(starts[first]), int(ends[first]))
+        counts["due"] -= counts["waiting"]
+        return Tally(
+            due=counts["due"],
+            done=counts["done"],
+            running=counts["running"],
+            waiting=counts["waiting"],
+            not_closed=counts["not_closed"],
+            too_old=counts["too_old"],
+            recompute=counts["recompute"],
+            oldest_owed=oldest,
+            next_retry=next_retry,
+            running_records=tuple(holders),
+        )
+
+    # Attributes a live pass reports (the tally of its scope).
+
+    @cached_property
+    def _tally(self) -> Tally:
+        return self.tally()
+
+    @property
+    def owed(self) -> int:
+        """Windows due that are not done, before the cap (recomputed windows not counted)."""
+        return self._tally.due
+
+    @property
+    def waiting(self) -> int:
+        return self._tally.waiting
+
+    @property
+    def running(self) -> int:
+        return self._tally.running
+
+    @property
+    def next_retry(self) -> int | None:
+        return self._tally.next_retry
+
+    @property
+    def oldest_owed(self) -> Window | None:
+        return self._tally.oldest_owed
+
+    # -- the horizon ------------------------------------------------------------------------
+
+    @property
+    def new_horizon(self) -> int | None:
+        """The horizon to record after this pass (None: unchanged)."""
+        if self.span is not None:
+            return None
+        cut = self.low
+        return None if self.horizon is not None and cut <= self.horizon else cut
+
+    def lost(self) -> Lost | None:
+        """Windows between the previous horizon (or the job start) and the cut never done."""
+        cut = self.new_horizon
+        if cut is None:
+            return None
+        since = self.horizon if self.horizon is not None else self.policy.start
+        if since is None or since >= cut:
+            return None
+        count = 0
+        first = last = 0
+        for starts, ends in _windows(self.grid, since, cut, self.page):
+            undone = ~_done_mask(self.rows(int(starts[0]), int(starts[-1]) + 1), starts, ends)
+            if undone.any():
+                if not count:
+                    first = int(starts[undone][0])
+                last = int(ends[undone][-1])
+                count += int(undone.sum())
+        return Lost(count, first, last, since) if count else None
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _pages(self) -> Iterator[tuple[np.ndarray, np.ndarray, Snapshot]]:
+        for starts, ends in _windows(self.grid, self.low, self.high, self.page):
+            if self.span is None:
+                closed = ends <= self.closed_until
+                starts, ends = starts[closed], ends[closed]
+                if not len(starts):
+                    continue
+            yield starts, ends, self.rows(int(starts[0]), int(starts[-1]) + 1)
+
+    def _old_mask(self, starts: np.ndarray, closed: np.ndarray) -> np.ndarray:
+        cut = self.retention_cut
+        if self.span is None or cut is None:
+            return np.zeros(len(starts), dtype=bool)
+        old: np.ndarray = closed & (starts < cut)
+        return old
+
+    def _classified(self, starts: np.ndarray, ends: np.ndarray, snapshot: Snapshot) -> Iterator[Entry]:
+        done = _done_mask(snapshot, starts, ends)
+        closed = ends <= self.closed_until
+        old = self._old_mask(starts, closed)
+        for index in range(len(starts)):
+            start, end = int(starts[index]), int(ends[index])
+            window = Window(start, end)
+            if not closed[index]:
+                yield Entry(window, "not_closed")
+            elif old[index]:
+                yield Entry(window, "too_old")
+            elif done[index]:
+                yield self._done_entry(window, snapshot)
+            else:
+                record = snapshot.pending.get(start)
+                if record is None:
+                    yield Entry(window, "due", "missing", _stale(snapshot, start))
+                else:
+                    yield self._pending_entry(window, record)
+
+    def _done_entry(self, window: Window, snapshot: Snapshot) -> Entry:
+        seen = Seen("done", _done_attempts(snapshot, window.start))
+        if self.force:
+            return Entry(window, "due", "forced", seen)
+        if window.start in self._recompute:
+            return Entry(window, "due", "recompute", seen)
+        return Entry(window, "done", seen=seen)
+
+    def _pending_entry(self, window: Window, record: Record) -> Entry:
+        """The verdict on a window whose row is running, failed or unrecoverable."""
         if record.status == "running":
-            if record.lease_until is not None and record.lease_until >= now:
-                owed[position] = False
-                running += 1
-            else:
-                special[start] = Due(window, "expired", record.seen)
-        elif record.status == "failed":
-            retry = policy.retry_at(record)
-            if retry > now:
-                owed[position] = False
-                waiting += 1
-                next_retry = retry if next_retry is None else min(next_retry, retry)
-                oldest_waiting = oldest_waiting or window
-            else:
-                special[start] = Due(window, "failed", record.seen)
-        else:  # unrecoverable, yet inside the range again (start or retention moved back)
-            special[start] = Due(window, "missing", record.seen)
-    due_starts, due_ends = open_starts[owed], open_ends[owed]
-    recompute: dict[int, Due] = {}
-    if policy.recompute:
-        tail = slice(max(len(starts) - policy.recompute, 0), len(starts))
-        for start, end, is_done in zip(starts[tail], ends[tail], done[tail], strict=True):
-            if is_done:
-                attempts = _done_attempts(snapshot, int(start))
-                recompute[int(start)] = Due(Window(int(start), int(end)), "recompute", Seen("done", attempts))
-    chosen = _oldest(due_starts, due_ends, recompute, policy.max_windows)
-    due = [
-        special.get(s) or recompute.get(s) or Due(Window(s, e), "missing", _stale(snapshot, s))
-        for s, e in chosen
-    ]
-    new_horizon, lost = _lost(grid, policy, snapshot, horizon, cut)
-    oldest = oldest_waiting
-    if len(due_starts) and (oldest is None or due_starts[0] < oldest.start):
-        oldest = Window(int(due_starts[0]), int(due_ends[0]))
-    return Plan(
-        due=due,
-        owed=len(due_starts),
-        waiting=waiting,
-        next_retry=next_retry,
-        running=running,
-        horizon=new_horizon,
-        lost=lost,
-        previous_horizon=horizon,
-        oldest_owed=oldest,
-    )
+            if record.lease_until is not None and record.lease_until >= self.now.real:
+                return Entry(window, "running", seen=record.seen, record=record)
+            return Entry(window, "due", "expired", record.seen, record)
+        if record.status == "failed":
+            retry = self.policy.retry_at(record)
+            if self.span is None and retry > self.now.real:
+                return Entry(window, "waiting", seen=record.seen, record=record, retry_at=retry)
+            return Entry(window, "due", "failed", record.seen, record)
+        return Entry(window, "due", "missing", record.seen, record)  # unrecoverable, inside again
 
 
-def plan_range(
-    grid: WindowGrid, policy: Policy, snapshot: Snapshot, now: int, start: int, end: int, force: bool = False
-) -> RangePlan:
-    """Every window overlapping ``[start, end)`` that is closed, within the retention and not done."""
-    bounds = grid.boundaries(start, end)
-    starts, ends = bounds[:-1], bounds[1:]
-    closed = ends <= now - policy.delay
-    old = np.zeros(len(starts), dtype=bool)
-    if policy.retention is not None:
-        old = closed & (starts < now - policy.retention)
-    done = _done_mask(snapshot, starts, ends)
-    result = RangePlan(due=[], not_closed=int((~closed).sum()))
-    for index in np.flatnonzero(closed):
-        window = Window(int(starts[index]), int(ends[index]))
-        record = snapshot.pending.get(window.start)
-        if old[index]:
-            result.too_old.append(window)
-        elif done[index]:
-            if force:
-                result.due.append(Due(window, "forced", Seen("done", _done_attempts(snapshot, window.start))))
-            else:
-                result.done.append(window)
-        elif record is None:
-            result.due.append(Due(window, "missing", _stale(snapshot, window.start)))
-        elif record.status == "running" and record.lease_until is not None and record.lease_until >= now:
-            result.running.append(window)
-        else:
-            reason: Reason = "missing"  # an unrecoverable row: asked for explicitly
-            if record.status == "running":
-                reason = "expired"
-            elif record.status == "failed":
-                reason = "failed"
-            result.due.append(Due(window, reason, record.seen))
-    return result
+def plan(
+    grid: WindowGrid,
+    policy: Policy,
+    rows: RowReader,
+    now: Now | int,
+    *,
+    span: tuple[int, int] | None = None,
+    force: bool = False,
+    horizon: int | None = None,
+) -> Plan:
+    """The plan of a live pass at ``now`` (``span`` None) or of the windows overlapping ``span``."""
+    if span is not None and span[1] <= span[0]:
+        raise ValueError(f"empty span: {span[1]} is not after {span[0]}")
+    moment = now if isinstance(now, Now) else Now.at(now)
+    return Plan(grid, policy, rows, moment, span=span, force=force, horizon=horizon)
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _closed_windows(grid: WindowGrid, low: int, closed_until: int) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and ends of the windows with ``start >= low`` and ``end <= closed_until``."""
-    if closed_until <= low:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    bounds = grid.boundaries(low, closed_until)
+def _windows(grid: WindowGrid, low: int, high: int, page: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Starts and ends of the windows whose start is in ``[low, high)``, a page at a time."""
+    step = max(grid.nominal_ns() * page, DAY_NS)
+    position = low
+    while position < high:
+        stop = min(position + step, high)
+        bounds = grid.boundaries(position, stop)
+        starts, ends = bounds[:-1], bounds[1:]
+        keep = (starts >= position) & (starts < stop)
+        if keep.any():
+            yield starts[keep], ends[keep]
+        position = stop
+
+
+def last_closed_starts(grid: WindowGrid, closed_until: int, count: int, low: int) -> list[int]:
+    """Starts of the last ``count`` windows ending at or before ``closed_until``, none before ``low``."""
+    reach = (count + 2) * grid.nominal_ns()
+    bounds = grid.boundaries(max(low, closed_until - reach), closed_until)
     starts, ends = bounds[:-1], bounds[1:]
-    keep = (starts >= low) & (ends <= closed_until)
-    return starts[keep], ends[keep]
+    keep = (ends <= closed_until) & (starts >= low)
+    return [int(s) for s in starts[keep][-count:]]
 
 
 def _done_mask(snapshot: Snapshot, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -297,30 +512,3 @@ def _stale(snapshot: Snapshot, start: int) -> Seen | None:
     if position < len(snapshot.done_starts) and snapshot.done_starts[position] == start:
         return Seen("done", int(snapshot.done_attempts[position]))
     return None
-
-
-def _oldest(starts: np.ndarray, ends: np.ndarray, extra: dict[int, Due], limit: int) -> list[tuple[int, int]]:
-    """The ``limit`` oldest of the owed windows and the extra ones, as (start, end)."""
-    head = [(int(s), int(e)) for s, e in zip(starts[:limit], ends[:limit], strict=True)]
-    head += [(d.window.start, d.window.end) for d in extra.values()]
-    return sorted(head)[:limit]
-
-
-def _lost(
-    grid: WindowGrid, policy: Policy, snapshot: Snapshot, horizon: int | None, cut: int
-) -> tuple[int | None, Lost | None]:
-    """The new horizon (None: unchanged) and the windows it leaves behind undone."""
-    if horizon is not None and cut <= horizon:
-        return None, None
-    since = horizon if horizon is not None else policy.start
-    if since is None or since >= cut:
-        return cut, None
-    bounds = grid.boundaries(since, cut)
-    starts, ends = bounds[:-1], bounds[1:]
-    keep = (starts >= since) & (starts < cut)
-    starts, ends = starts[keep], ends[keep]
-    undone = ~_done_mask(snapshot, starts, ends)
-    if not undone.any():
-        return cut, None
-    lost_starts, lost_ends = starts[undone], ends[undone]
-    return cut, Lost(int(undone.sum()), int(lost_starts[0]), int(lost_ends[-1]), since)

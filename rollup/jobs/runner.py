@@ -5,39 +5,58 @@ pay one round trip per window. A span's size adapts to the number of groups seen
 the accumulators near ``slot_budget`` (group × window) entries whatever the window length: memory
 follows the number of groups, never the number of points. A span succeeds or fails as a whole,
 and a window is only reported written once every sink has accepted its rows.
+
+Before its first span the runner checks the job against the source's schema (the measurement,
+every field and every ``group_by`` tag exist): a typo must fail the window with a message that
+names it, not look like a window without data.
 """
 
 from __future__ import annotations
 
-import logging
+import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
 from rollup.core.windows import DAY_NS, Window
-from rollup.errors import RollupError
+from rollup.errors import RollupError, SinkError, SourceError
 from rollup.jobs.spec import JobSpec
 from rollup.sinks.base import Sink
 from rollup.sources.base import Source, SourceQuery
 
-log = logging.getLogger(__name__)
-
 DEFAULT_SLOT_BUDGET = 200_000
 MAX_SPAN_NS = DAY_NS
+
+Cause = Literal["source", "sink", "job"]
+"""What a window failed on: reading, writing, or the job itself (a value out of range, a bug)."""
+
+OnPoints = Callable[[int], None]
+"""Called with the number of points of each batch read."""
 
 
 @dataclass(frozen=True, slots=True)
 class WindowOutcome:
     window: Window
     points: int
+    """Source rows read for the window (also when writing it failed)."""
     rows: int
+    """Rows written (0 when the window failed)."""
     seconds: float
     error: str | None = None
+    transient: bool = False
+    """The failure may go away by itself (a server down or busy); else it needs a fix."""
+    cause: Cause | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def empty(self) -> bool:
+        """Done, but the source had no point at all for the window."""
+        return self.ok and self.points == 0
 
 
 def contiguous_runs(windows: Sequence[Window]) -> list[list[Window]]:
@@ -58,12 +77,15 @@ class JobRunner:
         source: Source,
         sinks: Sequence[Sink] = (),
         slot_budget: int = DEFAULT_SLOT_BUDGET,
+        on_points: OnPoints | None = None,
     ):
         self.job = job
         self.source = source
         self.sinks = list(sinks)
         self.slot_budget = slot_budget
+        self.on_points = on_points
         self._groups_seen = 0
+        self._schema_checked = False
 
     def query(self, span: Sequence[Window]) -> SourceQuery:
         spec = self.job.source
@@ -94,11 +116,45 @@ class JobRunner:
                 position += len(span)
                 yield span
 
+    def check_schema(self) -> None:
+        """SourceError (not transient) unless the measurement, the fields and the group tags exist."""
+        if self._schema_checked:
+            return
+        spec = self.job.source
+        schema = self.source.schema(spec.database, spec.retention_policy, spec.measurement)
+        where = f"database {spec.database!r}" + (
+            f", retention policy {spec.retention_policy!r}" if spec.retention_policy else ""
+        )
+        if not schema.exists:
+            known = _listed(schema.measurements)
+            raise SourceError(
+                f"job {self.job.name}: measurement {spec.measurement!r} does not exist in {where} "
+                f"(measurements: {known})",
+                transient=False,
+            )
+        missing = [name for name in self.job.fields if name not in schema.fields]
+        if missing:
+            raise SourceError(
+                f"job {self.job.name}: field(s) {', '.join(map(repr, missing))} do not exist in measurement "
+                f"{spec.measurement!r} of {where} (fields: {_listed(schema.fields)})",
+                transient=False,
+            )
+        tags = [name for name in (*(self.job.group_by or ()), *spec.where) if name not in schema.tags]
+        if tags:
+            raise SourceError(
+                f"job {self.job.name}: tag(s) {', '.join(map(repr, dict.fromkeys(tags)))} of group_by/where "
+                f"do not exist in measurement {spec.measurement!r} of {where} (tags: {_listed(schema.tags)})",
+                transient=False,
+            )
+        self._schema_checked = True
+
     def compute(self, span: Sequence[Window]) -> list[WindowResult]:
         """Roll up one span of contiguous windows without writing anything."""
         rollup = Rollup(self.job.rollup, span)
         for batch in self.source.read(self.query(span)):
             rollup.feed(batch)
+            if self.on_points is not None:
+                self.on_points(batch.rows)
         results = rollup.finish()
         self._groups_seen = max(self._groups_seen, rollup.group_count)
         return results
@@ -110,24 +166,25 @@ class JobRunner:
     def run_span(self, span: Sequence[Window]) -> list[WindowOutcome]:
         """Compute and write one span; every window of it succeeds or fails together."""
         started = time.monotonic()
+        results: list[WindowResult] = []
         try:
+            self.check_schema()
             results = self.compute(span)
             rows = [row for result in results for row in result.rows]
+            _check_finite(self.job, rows)
             if rows:
                 self.write(rows)
         except RollupError as exc:
             elapsed = (time.monotonic() - started) / len(span)
-            return [WindowOutcome(w, 0, 0, elapsed, error=str(exc)) for w in span]
+            points = {result.window: result.points for result in results}
+            cause: Cause = (
+                "source" if isinstance(exc, SourceError) else "sink" if isinstance(exc, SinkError) else "job"
+            )
+            return [
+                WindowOutcome(w, points.get(w, 0), 0, elapsed, str(exc), exc.transient, cause) for w in span
+            ]
         elapsed = (time.monotonic() - started) / len(span)
-        outcomes = []
-        for result in results:
-            if result.points == 0:
-                log.warning(
-                    "source returned no points for the window",
-                    extra={"job": self.job.name, "window": str(result.window), "event": "empty_window"},
-                )
-            outcomes.append(WindowOutcome(result.window, result.points, len(result.rows), elapsed))
-        return outcomes
+        return [WindowOutcome(r.window, r.points, len(r.rows), elapsed) for r in results]
 
     def close(self) -> None:
         """Close the source and every sink."""
@@ -135,6 +192,23 @@ class JobRunner:
             sink.close()
         self.source.close()
 
-    def run(self, windows: Sequence[Window]) -> Iterator[WindowOutcome]:
-        for span in self.spans(windows):
-            yield from self.run_span(span)
+
+def _check_finite(job: JobSpec, rows: Sequence[OutputRow]) -> None:
+    """RollupError naming the field when an aggregate overflowed (e.g. a huge ``scale``)."""
+    for row in rows:
+        for name, value in row.values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RollupError(
+                    f"job {job.name}: {name} of group {row.tags or '(all series)'} is {value} for the "
+                    f"window starting {job.local_time(row.window.start)}: the aggregate overflowed "
+                    "(check the field's scale and unit)",
+                    transient=False,
+                )
+
+
+def _listed(names: Iterable[str], limit: int = 20) -> str:
+    ordered = sorted(names)
+    if not ordered:
+        return "none"
+    shown = ", ".join(ordered[:limit])
+    return shown + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")

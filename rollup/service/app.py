@@ -1,11 +1,12 @@
 """``rollup serve``: the long-running service.
 
-Start-up: load and check the jobs (an invalid set exits 2, nothing runs), bind the HTTP endpoint,
-schedule every job (its first pass runs at once: catch-up after downtime), then wait for signals
-in the main thread:
+Start-up: load the jobs (a broken job file is reported — log, ``/readyz``, the
+``rollup_job_files_invalid`` metric — and the other jobs run; when no job file is valid at all,
+exit 2), bind the HTTP endpoint, schedule every job (its first pass runs at once: catch-up after
+downtime), then wait for signals in the main thread:
 
-* SIGHUP re-reads the job files and sink profiles; the new set replaces the old one only if every
-  job and profile in it is valid, otherwise the old set keeps running and the log says why;
+* SIGHUP re-reads the job files and sink profiles: new and changed jobs that are valid replace the
+  old ones, a job whose file became invalid keeps running as it was, and the log says why;
 * SIGTERM or SIGINT stops triggering passes; passes in flight finish the span of windows they
   are on (up to ``[serve] shutdown_timeout``) and claim no more; whatever this process still holds
   is then released in the ledger (owed again at once, not failed), and the process exits 0;
@@ -26,16 +27,16 @@ from typing import Any
 
 from prometheus_client import Info
 
-from rollup.errors import RollupError
-from rollup.jobs.clock import Clock
-from rollup.jobs.tracked import new_owner
+from rollup.app.clock import Clock
+from rollup.app.execution import new_owner
+from rollup.app.workspace import Workspace
+from rollup.errors import ConfigError, RollupError
 from rollup.service.endpoints import Endpoints
 from rollup.service.jobset import JobSet, load_job_set
 from rollup.service.metrics import LedgerGauges, ServiceMetrics
 from rollup.service.probes import readiness_checks, run_checks
 from rollup.service.scheduler import Scheduler
 from rollup.service.worker import Worker
-from rollup.settings import Settings
 
 log = logging.getLogger("rollup.serve")
 
@@ -45,20 +46,19 @@ _TICK_SECONDS = 0.2
 
 
 class Service:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.clock = Clock()
-        self.jobs: JobSet = load_job_set(settings)  # ConfigError: nothing starts
+    def __init__(self, workspace: Workspace):
+        self.settings = settings = workspace.settings
+        self.jobs: JobSet = load_job_set(workspace)
+        if not self.jobs.jobs and self.jobs.problems:
+            raise ConfigError("\n".join(self.jobs.problems))  # nothing would run: nothing starts
         self.stopping = threading.Event()
         self.metrics = ServiceMetrics()
-        self.metrics.registry.register(LedgerGauges(lambda: self.jobs, self.clock.now))
+        self.metrics.registry.register(LedgerGauges(lambda: self.jobs, Clock.real))
         owner = new_owner()
         Info("rollup_service", "Who this process is in the ledger", registry=self.metrics.registry).info(
             {"owner": owner}
         )
-        self.worker = Worker(
-            lambda: self.jobs, self.metrics, self.clock, settings.ledger_lease.nanos, owner, self.stopping
-        )
+        self.worker = Worker(lambda: self.jobs, self.metrics, owner, self.stopping)
         serve = settings.serve
         self.scheduler = Scheduler(
             self.worker.run_job, serve.concurrency, serve.sweep.seconds, serve.misfire_grace_seconds
@@ -72,6 +72,7 @@ class Service:
         for handled in (*_STOP_SIGNALS, signal.SIGHUP):
             signal.signal(handled, self._on_signal)
         self._count_jobs(self.jobs)
+        self._report_problems(self.jobs)
         self.endpoints.start()
         self.scheduler.start()
         self.scheduler.schedule(self.jobs.jobs, now=self.jobs.jobs)
@@ -97,9 +98,9 @@ class Service:
         self._signals.put(signum)  # SimpleQueue.put is safe in a signal handler
 
     def reload(self) -> None:
-        """Replace the job set by the files' current content, if all of it is valid."""
+        """Replace the job set by the files' current content (a broken file keeps its job as it was)."""
         try:
-            newer = load_job_set(self.settings)
+            newer = load_job_set(Workspace(self.settings), self.jobs)
         except RollupError as exc:
             self.metrics.reloads.labels("refused").inc()
             log.error(
@@ -112,8 +113,9 @@ class Service:
         added, removed, changed = self.jobs.changes(newer)
         self.jobs = newer
         self._count_jobs(newer)
+        self._report_problems(newer)
         self.scheduler.schedule(newer.jobs, now=[*added, *changed])
-        self.metrics.reloads.labels("ok").inc()
+        self.metrics.reloads.labels("partial" if newer.problems else "ok").inc()
         log.info(
             "reloaded %d job(s): added %s; removed %s; changed %s",
             len(newer.jobs),
@@ -125,10 +127,16 @@ class Service:
 
     def _count_jobs(self, jobs: JobSet) -> None:
         self.metrics.jobs.set(len(jobs.jobs))
-        for name, served in jobs.jobs.items():
+        self.metrics.job_files_invalid.set(len(jobs.problems))
+        for name, spec in jobs.jobs.items():
             self.metrics.start_job(name)
-            for sink in served.spec.output.sinks:
+            for sink in spec.output.sinks:
                 self.metrics.start_sink(sink)
+
+    @staticmethod
+    def _report_problems(jobs: JobSet) -> None:
+        for problem in jobs.problems:
+            log.error("job file invalid: %s", problem, extra={"event": "job_file_invalid"})
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -184,8 +192,8 @@ class Service:
             )
             return
         for job, window in released:
-            served = self.jobs.jobs.get(job)
-            shown = str(window) if served is None else served.spec.local_time(window.start)
+            spec = self.jobs.jobs.get(job)
+            shown = str(window) if spec is None else spec.local_time(window.start)
             log.warning(
                 "window released unfinished: it is owed again",
                 extra={"job": job, "window": shown, "event": "window_released"},

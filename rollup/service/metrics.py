@@ -27,11 +27,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from rollup.app.execution import Skipped
+from rollup.app.status import job_status
 from rollup.core.pipeline import OutputRow
 from rollup.errors import RollupError
-from rollup.jobs.passes import plan_job
+from rollup.jobs.planner import Now
 from rollup.jobs.runner import WindowOutcome
-from rollup.jobs.tracked import Skipped
 from rollup.service.jobset import JobSet
 from rollup.sinks.base import Sink
 
@@ -81,6 +82,23 @@ class ServiceMetrics:
             ["job"],
             registry=registry,
         )
+        self.windows_empty = Counter(
+            "rollup_windows_empty",
+            "Windows recorded done for which the source had no point at all",
+            ["job"],
+            registry=registry,
+        )
+        self.last_pass = Gauge(
+            "rollup_last_pass_timestamp_seconds",
+            "When a pass of the job last ended (Unix time)",
+            ["job"],
+            registry=registry,
+        )
+        self.job_files_invalid = Gauge(
+            "rollup_job_files_invalid",
+            "Job files (and the sink profiles they use) that do not load: their jobs do not run",
+            registry=registry,
+        )
         self.sink_errors = Counter(
             "rollup_sink_errors", "Writes a sink did not complete", ["sink"], registry=registry
         )
@@ -105,6 +123,8 @@ class ServiceMetrics:
         self.window_duration.labels(job).observe(item.seconds)
         if item.ok:
             self.windows_done.labels(job).inc()
+            if item.empty:
+                self.windows_empty.labels(job).inc()
             self.points_read.labels(job).inc(item.points)
             self.rows_written.labels(job).inc(item.rows)
             self.last_success.labels(job).set(time.time())
@@ -115,7 +135,7 @@ class ServiceMetrics:
         """Show a job's counters at zero before its first window."""
         for counter in (
             self.windows_done, self.windows_failed, self.windows_skipped, self.points_read,
-            self.rows_written, self.passes, self.pass_errors,
+            self.rows_written, self.passes, self.pass_errors, self.windows_empty,
         ):  # fmt: skip
             counter.labels(job)
 
@@ -163,12 +183,11 @@ class LedgerGauges:
             current = self._jobs()
             try:
                 with current.workspace.ledger() as ledger:
-                    now = self._now()
-                    for name, served in sorted(current.jobs.items()):
-                        plan = plan_job(served.spec, served.policy, ledger, now)
-                        lost = plan.lost.count if plan.lost else 0  # recorded by the next pass
-                        owed.add_metric([name], plan.owed + plan.waiting)
-                        unrecoverable.add_metric([name], ledger.job_state(name).unrecoverable + lost)
+                    now = Now.at(self._now())
+                    for name, job in sorted(current.jobs.items()):
+                        found = job_status(current.workspace, ledger, job, now)
+                        owed.add_metric([name], found.owed or 0)
+                        unrecoverable.add_metric([name], found.unrecoverable)
             except RollupError as exc:
                 if self._was_up:
                     log.warning("metrics: cannot read the ledger: %s", exc, extra={"event": "ledger_down"})

@@ -1,5 +1,6 @@
 """Readiness: can the service do its work right now? The ledger opens, every source profile its
-jobs read answers ``/ping``, every sink profile they write to answers.
+jobs read answers ``/ping``, every sink profile they write to answers, and every job file loads
+(a broken one is named, with its error).
 
 All checks run at once, each within ``PROBE_TIMEOUT`` seconds; the answer names each component
 and, when it failed, why (credentials masked).
@@ -10,9 +11,9 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable
 
-from rollup.errors import RollupError
+from rollup.app.workspace import Workspace
+from rollup.errors import ConfigError, RollupError
 from rollup.jobs.spec import JobSpec
-from rollup.jobs.workspace import Workspace
 from rollup.redact import redact
 from rollup.service.jobset import JobSet
 from rollup.sinks.profiles import build_sink
@@ -25,12 +26,20 @@ Check = Callable[[], None]
 def readiness_checks(current: JobSet) -> dict[str, Check]:
     """One check per component the jobs of ``current`` need, by name."""
     checks: dict[str, Check] = {"ledger": lambda: _ledger_check(current.workspace)}
-    for served in current.jobs.values():
-        spec = served.spec
+    if current.problems:
+        checks["job files"] = _problems(current.problems)
+    for spec in current.jobs.values():
         checks.setdefault(f"source {spec.source.profile}", _source_check(current.workspace, spec))
         for name in spec.output.sinks:
             checks.setdefault(f"sink {name}", _sink_check(current.workspace, spec, name))
     return checks
+
+
+def _problems(problems: list[str]) -> Check:
+    def check() -> None:
+        raise ConfigError("; ".join(problems))
+
+    return check
 
 
 def _ledger_check(workspace: Workspace) -> None:

@@ -21,7 +21,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
-from rollup.service.jobset import ServedJob
+from rollup.jobs.spec import JobSpec
 from rollup.service.triggers import pass_trigger
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Scheduler:
     def start(self) -> None:
         self._scheduler.start()
 
-    def schedule(self, jobs: Mapping[str, ServedJob], now: Iterable[str]) -> None:
+    def schedule(self, jobs: Mapping[str, JobSpec], now: Iterable[str]) -> None:
         """Schedule each of ``jobs`` that is not scheduled yet or is named in ``now`` (its pass
         runs at once, then on its trigger), and unschedule every other job. A pass already
         running for a job finishes with the job as it was."""
@@ -70,21 +70,18 @@ class Scheduler:
         scheduled = {entry.id for entry in self._scheduler.get_jobs()}
         for name in scheduled - jobs.keys():
             self._scheduler.remove_job(name)
-        for name, served in jobs.items():
+        for name, spec in jobs.items():
             if name in scheduled and name not in rerun:
                 continue
             self._scheduler.add_job(
                 self._run_pass,
-                trigger=pass_trigger(served.spec.grid, served.spec.window.delay_ns, self._sweep),
+                trigger=pass_trigger(spec.grid, spec.window.delay_ns, self._sweep),
                 args=[name],
                 id=name,
                 name=name,
                 replace_existing=True,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
-
-    def next_fire_times(self) -> dict[str, dt.datetime | None]:
-        return {entry.id: entry.next_run_time for entry in self._scheduler.get_jobs()}
 
     def shutdown(self) -> None:
         """Start no further pass; passes running go on (the caller waits for them)."""

@@ -1,5 +1,5 @@
-"""What a trigger does: passes of one job, through the ledger (``rollup.jobs.passes``), counted
-in the metrics and logged.
+"""What a trigger does: passes of one job (:func:`rollup.app.passes.run_pass`, as ``rollup run``
+makes them), counted in the metrics and logged.
 
 A pass opens its own ledger connection and its own source and sink clients and closes them when
 it ends, so a database or server that went away and came back is simply reached again by the
@@ -13,15 +13,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 
+from rollup.app.clock import Clock
+from rollup.app.execution import Skipped
+from rollup.app.passes import PassReport, log_outcome, log_pass, run_pass
+from rollup.app.session import Session
 from rollup.errors import RollupError
-from rollup.jobs.clock import Clock
-from rollup.jobs.passes import PassReport, run_pass
-from rollup.jobs.runner import JobRunner, WindowOutcome
+from rollup.jobs.runner import WindowOutcome
 from rollup.jobs.spec import JobSpec
-from rollup.jobs.tracked import Skipped
-from rollup.service.jobset import JobSet, ServedJob
+from rollup.service.jobset import JobSet
 from rollup.service.metrics import MeteredSink, ServiceMetrics
 
 log = logging.getLogger("rollup.serve")
@@ -58,18 +58,10 @@ class InFlight:
 
 class Worker:
     def __init__(
-        self,
-        jobs: Callable[[], JobSet],
-        metrics: ServiceMetrics,
-        clock: Clock,
-        lease_ns: int,
-        owner: str,
-        stopping: threading.Event,
+        self, jobs: Callable[[], JobSet], metrics: ServiceMetrics, owner: str, stopping: threading.Event
     ):
         self._jobs = jobs
         self._metrics = metrics
-        self._clock = clock
-        self._lease_ns = lease_ns
         self.owner = owner
         self._stopping = stopping
         self.in_flight = InFlight(metrics)
@@ -81,35 +73,27 @@ class Worker:
         with self.in_flight:
             while not self._stopping.is_set():
                 current = self._jobs()
-                served = current.jobs.get(name)
-                if served is None:  # removed by a reload since the trigger fired
+                job = current.jobs.get(name)
+                if job is None:  # removed by a reload since the trigger fired
                     return
-                report = self._pass(current, served)
+                report = self._pass(current, job)
                 if report is None or not _more_due(report):
                     return
 
-    def _pass(self, current: JobSet, served: ServedJob) -> PassReport | None:
-        job = served.spec
+    def _pass(self, current: JobSet, job: JobSpec) -> PassReport | None:
         self._metrics.passes.labels(job.name).inc()
         started = time.monotonic()
         try:
-            with ExitStack() as stack:
-                workspace = current.workspace
-                sinks = [MeteredSink(sink, self._metrics) for sink in workspace.sinks_for(job)]
-                runner = JobRunner(job, workspace.source_for(job), sinks)
-                stack.callback(runner.close)
-                ledger = stack.enter_context(workspace.ledger())
-                report = run_pass(
-                    job,
-                    served.policy,
-                    runner,
+            with current.workspace.ledger() as ledger:
+                session = Session(
+                    current.workspace,
                     ledger,
-                    self._clock,
-                    self._lease_ns,
-                    on_outcome=lambda item: self._outcome(job, item),
-                    owner=self.owner,
-                    stop=self._stopping,
+                    Clock(),
+                    self.owner,
+                    self._stopping,
+                    wrap_sink=lambda sink: MeteredSink(sink, self._metrics),
                 )
+                report = run_pass(session, job, lambda item: self._outcome(job, item))
         except RollupError as exc:
             self._metrics.pass_errors.labels(job.name).inc()
             log.error("pass failed: %s", exc, extra={"job": job.name, "event": "pass_failed"})
@@ -118,41 +102,17 @@ class Worker:
             self._metrics.pass_errors.labels(job.name).inc()
             log.exception("pass failed", extra={"job": job.name, "event": "pass_failed"})
             return None
-        _log_pass(job, report, time.monotonic() - started)
+        finally:
+            self._metrics.last_pass.labels(job.name).set(time.time())
+        if len(report.outcomes) + report.skipped >= 2 or report.unreachable or report.lost:
+            log_pass(job, report, time.monotonic() - started)
         return report
 
     def _outcome(self, job: JobSpec, item: WindowOutcome | Skipped) -> None:
         self._metrics.record(job.name, item)
-        context: dict[str, object] = {"job": job.name, "window": job.local_time(item.window.start)}
-        if isinstance(item, Skipped):
-            log.info(
-                "window skipped: another process claimed it", extra={**context, "event": "window_skipped"}
-            )
-            return
-        context |= {"points": item.points, "rows": item.rows, "duration": round(item.seconds, 3)}
-        if item.ok:
-            log.info("window done", extra={**context, "event": "window_done"})
-        else:
-            log.error("window failed: %s", item.error, extra={**context, "event": "window_failed"})
+        log_outcome(job, item)
 
 
 def _more_due(report: PassReport) -> bool:
     """The pass stopped at ``max_windows_per_pass`` with windows left, and got somewhere."""
-    return report.left > 0 and bool(report.outcomes)
-
-
-def _log_pass(job: JobSpec, report: PassReport, seconds: float) -> None:
-    """A summary of a pass that ran several windows (each window has its own line already)."""
-    if len(report.outcomes) + report.skipped < 2:
-        return
-    log.info(
-        "pass: %s",
-        report.summary(),
-        extra={
-            "job": job.name,
-            "event": "pass_done",
-            "points": report.points,
-            "rows": report.rows,
-            "duration": round(seconds, 3),
-        },
-    )
+    return report.left > 0 and bool(report.outcomes) and report.unreachable is None

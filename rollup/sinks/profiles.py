@@ -47,20 +47,19 @@ def load_sink_profile(path: Path) -> BaseModel:
         raise config_error(path, exc, known_keys({"the profile": model})) from None
 
 
-def load_sink_profiles(directory: Path) -> dict[str, BaseModel]:
-    """Every profile in ``directory`` by name (file stem); ConfigError lists all problems."""
+def scan_sink_profiles(directory: Path) -> tuple[dict[str, BaseModel], dict[str, str]]:
+    """Every profile in ``directory`` by name (file stem), and the ones that do not load with
+    their error (ConfigError only if the directory itself is missing)."""
     if not directory.is_dir():
         raise ConfigError(f"{directory}: sinks directory not found")
     profiles: dict[str, BaseModel] = {}
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
             profiles[path.stem] = load_sink_profile(path)
         except ConfigError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return profiles
+            problems[path.stem] = str(exc)
+    return profiles, problems
 
 
 def build_sink(name: str, profile: BaseModel, target: OutputTarget) -> Sink:

@@ -34,10 +34,30 @@ class SourceQuery:
     in parallel splits on one of these when it can, so each group's rows arrive in one order."""
 
 
+@dataclass(frozen=True, slots=True)
+class SourceSchema:
+    """What a source knows of a measurement (over all time)."""
+
+    exists: bool
+    measurements: tuple[str, ...] = ()
+    """Every measurement of the database (to name them when the one asked for is missing)."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Field name → type (float, integer, string, boolean)."""
+    tags: frozenset[str] = frozenset()
+
+
 class Source(Protocol):
     def read(self, query: SourceQuery) -> Iterator[Batch]:
         """Batches in series order, each series time-ordered; raises SourceError on any failure,
         including a stream cut short (a partial read is never a short window)."""
+        ...
+
+    def schema(self, database: str, retention_policy: str | None, measurement: str) -> SourceSchema:
+        """The measurement's fields and tags; SourceError if the source cannot tell."""
+        ...
+
+    def first_time(self, query: SourceQuery) -> int | None:
+        """The time of the oldest point the query selects (None: none)."""
         ...
 
     def check(self) -> None:

@@ -75,9 +75,15 @@ from tenacity import (
 from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
-from rollup.sources.base import SourceQuery, TagMatch
+from rollup.sources.base import SourceQuery, SourceSchema, TagMatch
 from rollup.sources.csvrows import TextBatcher, texts
-from rollup.sources.influxql import build_query, tag_values_query
+from rollup.sources.influxql import (
+    build_query,
+    first_point_query,
+    measurement_path,
+    quote_ident,
+    tag_values_query,
+)
 from rollup.sources.jsonbatch import ObjectBatcher, expect_list, fill_integer_rows, short
 from rollup.sources.jsonrows import split_values
 from rollup.sources.msgpackrows import MalformedError
@@ -185,7 +191,43 @@ class InfluxQLSource:
 
     def _tag_values(self, query: SourceQuery) -> dict[str, set[str]]:
         """Every tag of the series the query selects, with its values (SHOW TAG VALUES)."""
-        response = self._open(query.database, tag_values_query(query), chunked=False)
+        values: dict[str, set[str]] = {}
+        for row in self._rows(query.database, tag_values_query(query), width=2):
+            if row[1]:
+                values.setdefault(row[0], set()).add(row[1])
+        return values
+
+    def schema(self, database: str, retention_policy: str | None, measurement: str) -> SourceSchema:
+        path = measurement_path(database, retention_policy, measurement)
+        fields = {row[0]: row[1] for row in self._rows(database, f"SHOW FIELD KEYS FROM {path}", width=2)}
+        tags = frozenset(row[0] for row in self._rows(database, f"SHOW TAG KEYS FROM {path}", width=1))
+        if fields:
+            return SourceSchema(True, fields=fields, tags=tags)
+        listed = f"SHOW MEASUREMENTS ON {quote_ident(database)}"
+        names = tuple(sorted(row[0] for row in self._rows(database, listed, width=1)))
+        return SourceSchema(measurement in names, names, fields, tags)
+
+    def first_time(self, query: SourceQuery) -> int | None:
+        for series in self._series(query.database, first_point_query(query)):
+            for row in expect_list(series.get("values", []), "values"):
+                if isinstance(row, list) and row and isinstance(row[0], int):
+                    return int(row[0])
+                raise SourceError(f"unexpected point in the InfluxDB response: {short(row)}")
+        return None
+
+    def _rows(self, database: str, statement: str, width: int) -> list[list[str]]:
+        """The rows of a statement answering strings only (SHOW …), each ``width`` wide."""
+        rows: list[list[str]] = []
+        for series in self._series(database, statement):
+            for row in expect_list(series.get("values", []), "values"):
+                if not (isinstance(row, list) and len(row) == width and all(isinstance(x, str) for x in row)):
+                    raise SourceError(f"unexpected row in the InfluxDB response: {short(row)}")
+                rows.append(row)
+        return rows
+
+    def _series(self, database: str, statement: str) -> list[dict[str, Any]]:
+        """The series of a statement, answered at once (not chunked) as JSON."""
+        response = self._open(database, statement, chunked=False)
         try:
             body = response.read()
         except httpx.HTTPError as exc:
@@ -196,17 +238,13 @@ class InfluxQLSource:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
-        values: dict[str, set[str]] = {}
+        found: list[dict[str, Any]] = []
         for result in self._results(doc):
             for series in expect_list(result.get("series", []), "series"):
                 if not isinstance(series, dict):
                     raise SourceError(f"unexpected series in the InfluxDB response: {short(series)}")
-                for row in expect_list(series.get("values", []), "values"):
-                    if not (isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)):
-                        raise SourceError(f"unexpected tag value in the InfluxDB response: {short(row)}")
-                    if row[1]:
-                        values.setdefault(row[0], set()).add(row[1])
-        return values
+                found.append(series)
+        return found
 
     def check(self) -> None:
         try:

@@ -71,8 +71,13 @@ def tag_condition(name: str, match: TagMatch) -> str:
 
 
 def _source(q: SourceQuery) -> str:
-    rp = quote_ident(q.retention_policy) if q.retention_policy is not None else ""
-    return f"{quote_ident(q.database)}.{rp}.{quote_ident(q.measurement)}"
+    return measurement_path(q.database, q.retention_policy, q.measurement)
+
+
+def measurement_path(database: str, retention_policy: str | None, measurement: str) -> str:
+    """``"db"."rp"."m"`` (``"db".."m"``: the default retention policy)."""
+    rp = quote_ident(retention_policy) if retention_policy is not None else ""
+    return f"{quote_ident(database)}.{rp}.{quote_ident(measurement)}"
 
 
 def _tag_conditions(q: SourceQuery, extra: Sequence[tuple[str, TagMatch]] = ()) -> list[str]:
@@ -97,3 +102,10 @@ def tag_values_query(q: SourceQuery) -> str:
     conditions = _tag_conditions(q)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"SHOW TAG VALUES FROM {_source(q)} WITH KEY =~ /.*/{where}"
+
+
+def first_point_query(q: SourceQuery) -> str:
+    """The oldest point the query selects, whatever its series: the fields, merged in time order."""
+    fields = ",".join(quote_ident(f) for f in dict.fromkeys(q.fields))
+    conditions = [f"time >= {int(q.start)}", f"time < {int(q.end)}", *_tag_conditions(q)]
+    return f"SELECT {fields} FROM {_source(q)} WHERE {' AND '.join(conditions)} LIMIT 1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
     return Workspace(tmp_path / "ws", influx.url, influx.database)
 
 
-def daily_job(workspace: Workspace, sink: str = "out", name: str = "bw", extra: str = "") -> None:
+def daily_job(
+    workspace: Workspace, sink: str = "out", name: str = "bw", extra: str = "", backoff: str = "10m"
+) -> None:
     workspace.job(
         name,
         f"""
@@ -75,7 +78,7 @@ def daily_job(workspace: Workspace, sink: str = "out", name: str = "bw", extra: 
         sinks = ["{sink}"]
 
         [schedule]
-        retry_backoff = "10m"
+        retry_backoff = "{backoff}"
         """,
     )
 
@@ -197,7 +200,7 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
 ) -> None:
     influx.write(raw_lines(days=4))
     gated_sink(workspace, proxy, batch_size=2)
-    daily_job(workspace, sink="gated")
+    daily_job(workspace, sink="gated", backoff="3s")  # backoffs follow the real clock, whatever --now
     env = ledger_target.env()
 
     def run_at(now: str) -> tuple[int, str]:
@@ -209,6 +212,7 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
     assert "pass: 1 window(s) done, 0 failed" in log
 
     proxy.down = True  # the service was down two days, and now the sink is down too
+    failed_at = time.time()
     code, log = run_at("2026-11-05T00:20Z")
     assert code == 1
     assert "pass: 0 window(s) done, 2 failed" in log
@@ -219,11 +223,13 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
     assert status[0] | {"next_retry": None, "last_error": None} == {
         "job": "bw", "enabled": True, "done": 1, "running": 0, "failed": 2, "waiting_for_retry": 2,
         "owed": 2, "unrecoverable": 0, "oldest_owed": "2026-11-03T00:00:00+00:00", "next_retry": None,
-        "last_error": None,
+        "last_error": None, "empty": 0, "owed_at_most": False, "timezone": "UTC",
     }  # fmt: skip
-    assert status[0]["next_retry"].startswith("2026-11-05T00:30:0")
+    next_retry = dt.datetime.fromisoformat(status[0]["next_retry"]).timestamp()
+    assert failed_at + 3 <= next_retry <= time.time() + 3  # the failure's real time + the backoff
     assert "HTTP 503" in status[0]["last_error"]["error"]
     assert status[0]["last_error"]["attempts"] == 1
+    assert status[0]["last_error"]["transient"] is True  # a 503: worth retrying soon
 
     proxy.down = False
     writes = len(proxy.writes)
@@ -232,6 +238,7 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
     assert "pass: 0 window(s) done, 0 failed, 2 failed window(s) waiting to retry" in log
     assert len(proxy.writes) == writes
 
+    time.sleep(max(0.0, next_retry - time.time()) + 0.1)
     code, log = run_at("2026-11-06T00:20Z")
     assert code == 0, log
     assert "pass: 3 window(s) done, 0 failed" in log

@@ -1,5 +1,6 @@
-"""The ledger-tracked runner in one process, on both backends: the heartbeat keeps a long span's
-claim, and a span that blows up is recorded as failed before the error goes on."""
+"""Running windows through the ledger in one process, on both backends: the heartbeat keeps a long
+span's claim, a span that blows up is recorded as failed before the error goes on, and an
+interrupted span is released (owed again at once), not failed."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from rollup.app.execution import Claims, Skipped, execute
 from rollup.core.batch import Batch
 from rollup.core.windows import Window
-from rollup.jobs.clock import Clock
 from rollup.jobs.planner import Due
 from rollup.jobs.runner import JobRunner, WindowOutcome
 from rollup.jobs.spec import JobSpec
-from rollup.jobs.tracked import Skipped, TrackedRunner
 from rollup.ledger.base import Seen
-from rollup.sources.base import SourceQuery
+from rollup.sources.base import SourceQuery, SourceSchema
 from tests.conftest import LedgerTarget
 
 pytestmark = pytest.mark.integration
@@ -50,6 +50,12 @@ class SlowSource:
             raise self.error
         yield from ()
 
+    def schema(self, database: str, retention_policy: str | None, measurement: str) -> SourceSchema:
+        return SourceSchema(True, fields={"octets": "integer"})
+
+    def first_time(self, query: SourceQuery) -> int | None:
+        return None
+
     def check(self) -> None:
         """Always answers."""
 
@@ -66,8 +72,10 @@ def test_the_heartbeat_keeps_the_claim_of_a_span_that_outlasts_its_lease(ledger_
     lease = 2 * S
     outcomes: list[WindowOutcome | Skipped] = []
     with ledger_target.open() as ledger, ledger_target.open() as rival:
-        tracked = TrackedRunner(JobRunner(JOB, source), ledger, Clock(), lease, owner="slow-owner")
-        worker = threading.Thread(target=lambda: outcomes.extend(tracked.run(due(3))))
+        claims = Claims(ledger, "slow", "slow-owner", lease)
+        worker = threading.Thread(
+            target=lambda: outcomes.extend(execute(due(3), JobRunner(JOB, source), claims))
+        )
         worker.start()
         assert source.started.wait(10)
         time.sleep(2.6)  # well past the first lease: only the heartbeat (every 2/3 s) keeps it alive
@@ -96,10 +104,23 @@ def test_without_a_heartbeat_an_expired_claim_is_taken_over(ledger_target: Ledge
 def test_a_span_that_blows_up_is_recorded_failed_and_the_error_goes_on(ledger_target: LedgerTarget) -> None:
     source = SlowSource(seconds=0, error=RuntimeError("a bug, not a source error"))
     with ledger_target.open() as ledger:
-        tracked = TrackedRunner(JobRunner(JOB, source), ledger, Clock(), 60 * S)
+        claims = Claims(ledger, "slow", "owner", 60 * S)
         with pytest.raises(RuntimeError, match="a bug"):
-            list(tracked.run(due(2)))
+            list(execute(due(2), JobRunner(JOB, source), claims))
         records = ledger.records("slow", 0, 2**62)
     assert [(r.status, r.error) for r in records] == [
         ("failed", "RuntimeError: a bug, not a source error")
     ] * 2
+
+
+def test_an_interrupted_span_is_released_owed_again_at_once_not_failed(ledger_target: LedgerTarget) -> None:
+    source = SlowSource(seconds=0, error=KeyboardInterrupt())
+    with ledger_target.open() as ledger:
+        claims = Claims(ledger, "slow", "owner", 60 * S)
+        with pytest.raises(KeyboardInterrupt):
+            list(execute(due(2), JobRunner(JOB, source), claims))
+        records = ledger.records("slow", 0, 2**62)
+        again = ledger.claim("slow", [(r.window, r.seen) for r in records], "next", time.time_ns(), 60 * S)
+    assert [(r.status, r.failures, r.error, r.owner) for r in records] == [("running", 0, None, None)] * 2
+    assert all(r.lease_until is not None and r.lease_until < time.time_ns() for r in records)
+    assert again == [d.window for d in due(2)]  # no backoff: claimed by the next run at once

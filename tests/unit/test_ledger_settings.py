@@ -172,3 +172,10 @@ def test_bad_schedule_values_name_file_key_and_reason(tmp_path: Path, schedule: 
         load_job(path)
     assert str(raised.value).startswith(f"{path}: ")
     assert expected in str(raised.value)
+
+
+def test_a_duration_in_a_rollup_environment_variable_is_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLUP_LEDGER_LEASE", "2s")
+    monkeypatch.setenv("ROLLUP_SERVE__SWEEP", "90s")
+    settings = load_settings(None)
+    assert (settings.ledger_lease.nanos, settings.serve.sweep.seconds) == (2 * 10**9, 90.0)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rollup.core.windows import Window, WindowGrid, to_ns
-from rollup.jobs.planner import Lost, Policy, plan, plan_range, snapshot_bounds
+from rollup.jobs.planner import Lost, Plan, Policy, RowReader, plan
 from rollup.ledger.base import Record, Seen, Snapshot, Status
 
 S = 1_000_000_000
@@ -38,6 +38,11 @@ class Row:
     lease_until: str | None = None
     attempts: int = 1
     end: str | None = None  # default: the grid's window end
+
+
+def rows_of(snapshot: Snapshot) -> RowReader:
+    """The ledger as the planner reads it: every page gets the whole snapshot (it picks its rows)."""
+    return lambda start, end: snapshot
 
 
 def snapshot(grid: WindowGrid, rows: list[Row]) -> Snapshot:
@@ -188,7 +193,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.rule for c in CASES])
 def test_plan_table(case: Case) -> None:
     grid = WindowGrid(case.every, case.zone)
-    current = plan(grid, policy(case.policy), snapshot(grid, case.rows), None, ns(case.now))
+    current = plan(grid, policy(case.policy), rows_of(snapshot(grid, case.rows)), ns(case.now))
     assert [(d.window.start, d.reason) for d in current.due] == [(ns(s), r) for s, r in case.due]
     for key, value in case.extra.items():
         if key == "lengths":
@@ -206,7 +211,7 @@ def test_due_windows_carry_the_row_the_plan_saw_for_the_claim() -> None:
         Row("2026-11-02T01:00+00:00", "done", attempts=5),
         Row("2026-11-02T02:00+00:00", "done", end="2026-11-03T00:00+00:00", attempts=7),
     ]
-    current = plan(grid, policy({"start": UTC_DAY1, "recompute": 3}), snapshot(grid, rows), None,
+    current = plan(grid, policy({"start": UTC_DAY1, "recompute": 3}), rows_of(snapshot(grid, rows)),
                    ns("2026-11-02T04:00+00:00"))  # fmt: skip
     assert [d.seen for d in current.due] == [Seen("failed", 2), Seen("done", 5), Seen("done", 7), None]
 
@@ -215,7 +220,7 @@ def test_the_oldest_owed_window_counts_failed_windows_waiting_for_their_retry() 
     grid = WindowGrid("1h")
     rows = [Row("2026-11-02T00:00+00:00", "failed", failures=1, finished="2026-11-02T03:00+00:00")]
     current = plan(
-        grid, policy({"start": UTC_DAY1}), snapshot(grid, rows), None, ns("2026-11-02T03:00+00:00")
+        grid, policy({"start": UTC_DAY1}), rows_of(snapshot(grid, rows)), ns("2026-11-02T03:00+00:00")
     )
     assert current.oldest_owed == Window(ns("2026-11-02T00:00+00:00"), ns("2026-11-02T01:00+00:00"))
     assert (current.owed, current.waiting) == (2, 1)
@@ -229,27 +234,30 @@ def test_windows_falling_out_of_the_retention_undone_are_reported_once() -> None
     rules = policy({"retention": 3 * D})
     rows = [Row("2026-11-02T00:00+00:00", "done"), Row("2026-11-03T00:00+00:00", "failed", failures=4,
             finished="2026-11-04T00:00+00:00")]  # fmt: skip
-    first = plan(grid, rules, snapshot(grid, rows), None, ns("2026-11-05T00:00+00:00"))
-    assert first.horizon == ns("2026-11-02T00:00+00:00")
-    assert first.lost is None  # a first pass without start loses nothing: it owes the retention
-    later = plan(grid, rules, snapshot(grid, rows), first.horizon, ns("2026-11-07T12:00+00:00"))
-    assert later.horizon == ns("2026-11-04T12:00+00:00")
+    first = plan(grid, rules, rows_of(snapshot(grid, rows)), ns("2026-11-05T00:00+00:00"))
+    assert first.new_horizon == ns("2026-11-02T00:00+00:00")
+    assert first.lost() is None  # a first pass without start loses nothing: it owes the retention
+    later = plan(grid, rules, rows_of(snapshot(grid, rows)), ns("2026-11-07T12:00+00:00"),
+                 horizon=first.new_horizon)  # fmt: skip
+    assert later.new_horizon == ns("2026-11-04T12:00+00:00")
     # 02 done; 03 failed and 04 (starts before the cut 04T12) never done: both lost.
-    assert later.lost == Lost(2, ns("2026-11-03T00:00+00:00"), ns("2026-11-05T00:00+00:00"),
+    assert later.lost() == Lost(2, ns("2026-11-03T00:00+00:00"), ns("2026-11-05T00:00+00:00"),
                               ns("2026-11-02T00:00+00:00"))  # fmt: skip
-    again = plan(grid, rules, snapshot(grid, rows), later.horizon, ns("2026-11-07T13:00+00:00"))
-    assert again.lost is None  # nothing new fell behind the horizon
+    again = plan(grid, rules, rows_of(snapshot(grid, rows)), ns("2026-11-07T13:00+00:00"),
+                 horizon=later.new_horizon)  # fmt: skip
+    assert again.lost() is None  # nothing new fell behind the horizon
     assert [d.window.start for d in later.due] == [ns("2026-11-05T00:00+00:00"), ns("2026-11-06T00:00+00:00")]
 
 
 def test_a_start_before_the_retention_reports_the_windows_between_as_lost_on_the_first_pass() -> None:
     grid = WindowGrid("1d")
     rules = policy({"start": "2026-10-01T00:00+00:00", "retention": 7 * D})
-    current = plan(grid, rules, Snapshot.empty(), None, ns("2026-11-10T00:00+00:00"))
-    assert current.horizon == ns("2026-11-03T00:00+00:00")
-    assert current.lost is not None
-    assert current.lost.count == 33  # 1 Oct … 2 Nov
-    assert (current.lost.first, current.lost.last) == (
+    current = plan(grid, rules, rows_of(Snapshot.empty()), ns("2026-11-10T00:00+00:00"))
+    assert current.new_horizon == ns("2026-11-03T00:00+00:00")
+    lost = current.lost()
+    assert lost is not None
+    assert lost.count == 33  # 1 Oct … 2 Nov
+    assert (lost.first, lost.last) == (
         ns("2026-10-01T00:00+00:00"),
         ns("2026-11-03T00:00+00:00"),
     )
@@ -257,19 +265,9 @@ def test_a_start_before_the_retention_reports_the_windows_between_as_lost_on_the
 
 def test_the_horizon_never_moves_back() -> None:
     grid = WindowGrid("1d")
-    current = plan(grid, policy({"retention": 3 * D}), Snapshot.empty(), ns("2026-11-09T00:00+00:00"),
-                   ns("2026-11-10T00:00+00:00"))  # fmt: skip
-    assert (current.horizon, current.lost) == (None, None)
-
-
-def test_snapshot_bounds_reach_back_to_the_previous_horizon_and_up_to_closed_windows() -> None:
-    rules = policy({"retention": 3 * D, "delay": 15 * M})
-    now = ns("2026-11-10T00:00+00:00")
-    assert snapshot_bounds(rules, ns("2026-11-01T00:00+00:00"), now) == (
-        ns("2026-11-01T00:00+00:00"),
-        now - 15 * M,
-    )
-    assert snapshot_bounds(rules, None, now) == (now - 3 * D, now - 15 * M)
+    current = plan(grid, policy({"retention": 3 * D}), rows_of(Snapshot.empty()),
+                   ns("2026-11-10T00:00+00:00"), horizon=ns("2026-11-09T00:00+00:00"))  # fmt: skip
+    assert (current.new_horizon, current.lost()) == (None, None)
 
 
 def test_a_policy_with_neither_start_nor_retention_has_no_cut() -> None:
@@ -289,20 +287,23 @@ class RangeCase:
 def range_plan(rows: list[Row], force: bool = False, retention: int | None = None) -> dict[str, list[str]]:
     grid = WindowGrid("1h")
     rules = Policy(start=None, retention=retention, delay=0)
-    result = plan_range(grid, rules, snapshot(grid, rows), ns("2026-11-02T04:30+00:00"),
-                        ns("2026-11-02T00:30+00:00"), ns("2026-11-02T06:00+00:00"), force)  # fmt: skip
+    span = (ns("2026-11-02T00:30+00:00"), ns("2026-11-02T06:00+00:00"))
+    now = ns("2026-11-02T04:30+00:00")
+    result: Plan = plan(grid, rules, rows_of(snapshot(grid, rows)), now, span=span, force=force)
+    entries = list(result.entries())
 
-    def hours(ws: list[Window]) -> list[str]:
-        return [dt.datetime.fromtimestamp(w.start / S, dt.UTC).strftime("%H") for w in ws]
+    def hours(verdict: str) -> list[str]:
+        return [hour(e.window) for e in entries if e.verdict == verdict]
+
+    def hour(window: Window) -> str:
+        return dt.datetime.fromtimestamp(window.start / S, dt.UTC).strftime("%H")
 
     return {
-        "due": [
-            f"{h}:{d.reason}" for h, d in zip(hours([d.window for d in result.due]), result.due, strict=True)
-        ],
-        "done": hours(result.done),
-        "running": hours(result.running),
-        "too_old": hours(result.too_old),
-        "not_closed": [str(result.not_closed)],
+        "due": [f"{hour(d.window)}:{d.reason}" for d in result.due],
+        "done": hours("done"),
+        "running": hours("running"),
+        "too_old": hours("too_old"),
+        "not_closed": [str(result.tally().not_closed)],
     }
 
 
@@ -342,7 +343,7 @@ def test_planning_days_of_5s_windows_is_fast() -> None:
     snap = Snapshot(done, done + 5 * S, np.ones(len(done), dtype=np.int64), {})
     rules = Policy(start=start, retention=None, delay=0, max_windows=100_000)
     began = time.perf_counter()
-    current = plan(grid, rules, snap, None, now)
+    current = plan(grid, rules, rows_of(snap), now)
     elapsed = time.perf_counter() - began
     assert current.owed == 25_920
     assert current.due[0].window.start == start + 5 * S
