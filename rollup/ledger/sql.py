@@ -24,6 +24,7 @@ from rollup.ledger.base import (
     STATUSES,
     Finished,
     JobState,
+    LatestDone,
     Ledger,
     Record,
     Seen,
@@ -188,6 +189,16 @@ class SqlLedger(Ledger):
         if not rows:
             return JobState(None, 0)
         return JobState(int(rows[0][0]), int(rows[0][1]))
+
+    def latest_done(self, job: str) -> LatestDone | None:
+        with self._lock, self._transaction() as tx:
+            ((newest_end, last_finished),) = tx.rows(
+                "SELECT MAX(window_end), MAX(finished) FROM rollup_windows WHERE job = ? AND status = 'done'",
+                (job,),
+            )
+        if newest_end is None:
+            return None
+        return LatestDone(int(newest_end), int(last_finished))
 
     def summary(self, job: str, now: int) -> Summary:
         with self._lock, self._transaction() as tx:
