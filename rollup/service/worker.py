@@ -118,6 +118,8 @@ class Worker:
             self._metrics.pass_errors.labels(job.name).inc()
             log.exception("pass failed", extra={"job": job.name, "event": "pass_failed"})
             return None
+        finally:
+            self._metrics.pass_ended(job.name, time.monotonic() - started)
         _log_pass(job, report, time.monotonic() - started)
         return report
 
