@@ -19,13 +19,13 @@ ROLLUP_SKIP_POSTGRES=1 scripts/install-deps.sh
 DEMO=.demo
 rm -rf "$DEMO" && mkdir -p "$DEMO/influxd"
 export ROLLUP_LEDGER="sqlite:$DEMO/ledger.sqlite"  # a fresh ledger for the fresh InfluxDB
-PORT="${DEMO_PORT:-$(.venv/bin/python -c 'from tests.servers import free_port; print(free_port())')}"
+PORT="${DEMO_PORT:-$(.venv/bin/python -c 'from scripts.servers import free_port; print(free_port())')}"
 export ROLLUP_INFLUX_URL="http://127.0.0.1:$PORT"
 
 PID=$(.venv/bin/python - "$DEMO/influxd" "$PORT" <<'PY'
 import sys
 from pathlib import Path
-from tests.servers import start_influxd
+from scripts.servers import start_influxd
 server = start_influxd(Path(sys.argv[1]).resolve(), port=int(sys.argv[2]))
 print(server.pid)
 PY
@@ -38,7 +38,7 @@ if [ "$ELASTICSEARCH" = "1" ]; then
   read -r ES_PID ROLLUP_ELASTICSEARCH_URL <<<"$(.venv/bin/python - "$DEMO/elasticsearch" <<'PY'
 import sys
 from pathlib import Path
-from tests.servers import start_elasticsearch
+from scripts.servers import start_elasticsearch
 server = start_elasticsearch(Path(sys.argv[1]).resolve())
 print(server.pid, server.url)
 PY

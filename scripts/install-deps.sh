@@ -25,7 +25,7 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-# PostgreSQL refuses to run as root: as root, the tests run it as 'nobody' (tests/servers.py).
+# PostgreSQL refuses to run as root: as root, the tests run it as 'nobody' (scripts/servers.py).
 if [ "$(id -u)" -eq 0 ] && ! id nobody >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin nobody
 fi

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Ledger
-from tests.servers import (
+from scripts.servers import (
     RunningServer,
     start_elasticsearch,
     start_influxd,

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from scripts.servers import RunningServer
 from tests.conftest import InfluxHelper
 from tests.integration import scenario
 from tests.integration.proxy import WriteProxy
-from tests.servers import RunningServer
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from rollup.errors import LedgerError
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Finished, LatestDone, Ledger, Seen
 from rollup.ledger.sql import SCHEMA_VERSION, SqlLedger
+from scripts.servers import RunningServer, free_port
 from tests.conftest import LedgerTarget, new_postgres_database
-from tests.servers import RunningServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.servers import free_port
 from tests.conftest import InfluxHelper, LedgerTarget
 from tests.integration.serving import (
     WINDOW,
@@ -24,7 +25,6 @@ from tests.integration.serving import (
     write_counters,
 )
 from tests.integration.workspace import Workspace
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

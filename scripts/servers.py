@@ -1,4 +1,4 @@
-"""Real servers for tests, demo and benchmarks, started on 127.0.0.1 in temp dirs, stopped by PID."""
+"""Real servers for tests, the demo and benchmarks, started on 127.0.0.1 in temp dirs, stopped by PID."""
 
 from __future__ import annotations
 
