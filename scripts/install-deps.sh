@@ -4,7 +4,8 @@
 # project and its development tools. The `dev` extra also brings the Elasticsearch and OpenSearch
 # clients and the local servers speaking their APIs (noida-db, osmem-server): pip installs them,
 # nothing else is needed. Safe to run again: it only installs what is missing.
-# With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file).
+# With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file)
+# and Prometheus with promtool (the alert rules, the dashboard's queries, a real scrape).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,10 @@ command -v influxd >/dev/null 2>&1 || packages+=(influxdb)
 if [ "${ROLLUP_SKIP_POSTGRES:-0}" != "1" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages+=(postgresql)
 fi
-if [ "${1:-}" = "--for-tests" ] && ! command -v systemd-analyze >/dev/null 2>&1; then
-  packages+=(systemd)
+if [ "${1:-}" = "--for-tests" ]; then
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+  # promtool checks the alert rules; the Prometheus server scrapes rollup serve in the tests.
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing Debian packages: ${packages[*]}" >&2
