@@ -259,3 +259,30 @@ def start_opensearch(directory: Path, port: int | None = None) -> RunningServer:
     server = RunningServer("osmem-server", f"http://127.0.0.1:{port}", process, directory, log)
     _wait_ready(server, "/_cluster/health")
     return server
+
+
+def start_prometheus(directory: Path, config: str, port: int | None = None) -> RunningServer:
+    """Start Debian's ``prometheus`` with ``config`` (the text of a prometheus.yml; relative rule
+    files are looked up in ``directory``) and its data under ``directory``."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError(
+            "prometheus is not installed: run `apt-get install -y prometheus` "
+            "(scripts/install-deps.sh --for-tests)"
+        )
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(config)
+    log = directory / "prometheus.log"
+    command = [
+        binary, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = RunningServer("prometheus", f"http://127.0.0.1:{port}", process, directory, log)
+    _wait_ready(server, "/-/ready")
+    return server

@@ -22,7 +22,9 @@ RULE_TESTS = PROMETHEUS / "rules.test.yaml"
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is not installed: run scripts/install-deps.sh --for-tests (Debian's prometheus)")
+        pytest.fail(
+            "promtool is not installed: run scripts/install-deps.sh --for-tests (Debian's prometheus)"
+        )
     return subprocess.run(
         [binary, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120, check=False
     )
@@ -52,3 +54,10 @@ def test_every_alert_has_a_firing_case_and_a_quiet_case() -> None:
     fires = {case["alertname"] for case in cases if case["exp_alerts"]}
     quiet = {case["alertname"] for case in cases if not case["exp_alerts"]}
     assert set(alerts()) == fires == quiet
+
+
+def test_the_example_prometheus_configuration_is_valid_and_keeps_rollups_job_label() -> None:
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (scrape,) = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    assert scrape["honor_labels"] is True
