@@ -221,7 +221,9 @@ def _noida_binary() -> str:
     """The noida-db server binary itself (the ``noida-db`` script only wraps it in a Python process)."""
     spec = importlib.util.find_spec("noida_db")
     if spec is None or spec.origin is None:
-        raise RuntimeError("noida-db is not installed: pip install -e '.[dev]' (scripts/install-deps.sh)")
+        raise RuntimeError(
+            "noida-db is not installed: pip install -e '.[demo]' (scripts/install-deps.sh --for-demo)"
+        )
     return str(Path(spec.origin).parent / "noida-db")
 
 
