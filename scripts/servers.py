@@ -288,3 +288,16 @@ def start_prometheus(directory: Path, config: str, port: int | None = None) -> R
     server = RunningServer("prometheus", f"http://127.0.0.1:{port}", process, directory, log)
     _wait_ready(server, "/-/ready")
     return server
+
+
+def rollup_prometheus_config(targets: list[str], interval: str) -> str:
+    """deploy/prometheus/prometheus.yml scraping ``targets`` every ``interval`` (rules evaluated
+    as often); its rule file is read from the directory of the config file."""
+    import yaml  # pyyaml: a development dependency, not one of the demo's
+
+    shipped = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "prometheus.yml"
+    config = yaml.safe_load(shipped.read_text())
+    config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
+    (scrape,) = config["scrape_configs"]
+    scrape["static_configs"] = [{"targets": targets}]
+    return str(yaml.safe_dump(config))

@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from pydantic import SecretStr
 
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Ledger
 from scripts.servers import (
     RunningServer,
+    rollup_prometheus_config,
     start_elasticsearch,
     start_influxd,
     start_opensearch,
@@ -293,15 +293,6 @@ class PrometheusHelper:
         }
 
 
-def prometheus_config(targets: list[str], interval: str = "1s") -> str:
-    """deploy/prometheus/prometheus.yml scraping ``targets`` every ``interval`` (rules evaluated as often)."""
-    config = yaml.safe_load((PROMETHEUS_DEPLOY / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
-    (scrape,) = config["scrape_configs"]
-    scrape["static_configs"] = [{"targets": targets}]
-    return str(yaml.safe_dump(config))
-
-
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], PrometheusHelper]]:
     """Starts a real Prometheus (Debian's) on deploy/prometheus/prometheus.yml and its rules,
@@ -312,7 +303,8 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], PrometheusHelpe
         directory = tmp_path / f"prometheus-{len(started)}"
         directory.mkdir()
         shutil.copy(PROMETHEUS_DEPLOY / "rules.yaml", directory / "rules.yaml")
-        helper = PrometheusHelper(start_prometheus(directory, prometheus_config(targets)))
+        config = rollup_prometheus_config(targets, interval="1s")
+        helper = PrometheusHelper(start_prometheus(directory, config))
         started.append(helper)
         return helper
 
