@@ -57,13 +57,14 @@ def test_prometheus_scrapes_the_values_the_ledger_has_and_the_rules_and_dashboar
     ledger: LedgerTarget,
     proxy: WriteProxy,
     prometheus: Callable[[list[str]], PrometheusHelper],
+    serve: Callable[..., Served],
 ) -> None:
     start = first_window(back=4)
     write_counters(influx, start)
     gated_sink(workspace, proxy)
     fast_job(workspace, start, sink="gated")
     port = free_port()
-    served = Served.start(workspace, serve_env(ledger, port=str(port), shutdown_timeout="1s"))
+    served = serve(workspace, serve_env(ledger, port=str(port), shutdown_timeout="1s"))
     server = prometheus([f"127.0.0.1:{port}"])
     wait_for(lambda: len(done_records(ledger)) >= 5, 30, "5 windows done", served.output)
 

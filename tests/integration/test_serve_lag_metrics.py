@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,13 +48,13 @@ def newest_end(ledger: LedgerTarget) -> float:
 
 
 def test_lag_metrics_follow_the_ledger_and_the_last_success_survives_a_restart(
-    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget
+    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, serve: Callable[..., Served]
 ) -> None:
     start = first_window(back=4)
     write_counters(influx, start)
     fast_job(workspace, start)
     began = time.time()
-    served = Served.start(workspace, serve_env(ledger))
+    served = serve(workspace, serve_env(ledger))
     wait_for(lambda: len(done_records(ledger)) >= 5, 30, "5 windows done", served.output)
 
     # Windows keep closing: the ledger read before a scrape and the one after frame it.
@@ -75,7 +76,7 @@ def test_lag_metrics_follow_the_ledger_and_the_last_success_survives_a_restart(
         latest = opened.latest_done("fast")
     assert latest is not None
     down = {"ROLLUP_SOURCES__BUFFER__URL": f"http://127.0.0.1:{free_port()}"}
-    restarted = Served.start(workspace, {**serve_env(ledger), **down})
+    restarted = serve(workspace, {**serve_env(ledger), **down})
     wait_for(
         lambda: restarted.metric("rollup_windows_failed_total", job="fast") >= 1,
         30,
@@ -103,10 +104,10 @@ def test_lag_metrics_follow_the_ledger_and_the_last_success_survives_a_restart(
 
 
 def test_windows_whose_source_had_no_point_count_as_empty(
-    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget
+    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, serve: Callable[..., Served]
 ) -> None:
     fast_job(workspace, first_window(back=3))  # no counters written: the source has nothing
-    served = Served.start(workspace, serve_env(ledger))
+    served = serve(workspace, serve_env(ledger))
     wait_for(lambda: len(done_records(ledger)) >= 3, 30, "3 windows done", served.output)
 
     before = len(done_records(ledger))
@@ -119,13 +120,13 @@ def test_windows_whose_source_had_no_point_count_as_empty(
 
 
 def test_a_job_removed_by_a_reload_leaves_no_stale_last_pass_behind(
-    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget
+    workspace: Workspace, influx: InfluxHelper, ledger: LedgerTarget, serve: Callable[..., Served]
 ) -> None:
     start = first_window(back=2)
     write_counters(influx, start)
     fast_job(workspace, start)
     fast_job(workspace, start, name="gone")
-    served = Served.start(workspace, serve_env(ledger))
+    served = serve(workspace, serve_env(ledger))
     wait_for(
         lambda: ("rollup_last_pass_timestamp_seconds", (("job", "gone"),)) in served.metrics(),
         30,
