@@ -1,6 +1,6 @@
 """rollup backfill against its baselines, on the same data in the same run (issue #7).
 
-Starts a real influxd in a temp dir (tests/servers.py), writes seeded synthetic SNMP counters
+Starts a real influxd in a temp dir (scripts/servers.py), writes seeded synthetic SNMP counters
 (scripts/synth.py: ``ifHCInOctets`` and ``ifHCOutOctets`` of 50 hosts × 20 interfaces every 60 s,
 3 device reboots, one Counter32 wrap), waits for influxd to finish compacting, then times, for the
 job "daily mean of the non-negative per-second rate of both fields per (agent_host, ifName)":
@@ -60,8 +60,8 @@ from rollup.jobs.spec import JobSpec
 from rollup.sources.base import SourceQuery
 from rollup.sources.influxdb import Format, InfluxQLSource
 from rollup.sources.influxql import build_query
+from scripts.servers import RunningServer, start_influxd
 from scripts.synth import FIELDS, interface_series, write
-from tests.servers import RunningServer, start_influxd
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -6,7 +6,7 @@ For each backend, on a fresh ledger: claim every window (in claims of ``--batch`
 pass claims a span at a time), record each batch done, then read the rows back the ways the
 planner and ``rollup status`` do (snapshot, summary, full records). The best of ``--repeat``
 runs is printed as a table and written to ``bench/results/<time>-ledger.json``. PostgreSQL is
-Debian's, started on 127.0.0.1 in a temp dir (``tests/servers.py``).
+Debian's, started on 127.0.0.1 in a temp dir (``scripts/servers.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from rollup.core.windows import Window
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Finished, Ledger
-from tests.servers import start_postgres
+from scripts.servers import start_postgres
 
 RESULTS = Path(__file__).parent / "results"
 JOB = "bench"

@@ -25,7 +25,7 @@ from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery
 from rollup.sources.influxdb import Format, InfluxQLSource
 from rollup.sources.influxql import build_query
-from tests.servers import start_influxd
+from scripts.servers import start_influxd
 
 START = 1_700_000_000 * 10**9
 STEP = 60 * 10**9

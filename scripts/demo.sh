@@ -4,9 +4,14 @@
 # the example jobs from jobs/ run as backfills and the daily aggregates printed.
 # With --elasticsearch it also starts a local Elasticsearch-compatible server (noida-db) and runs
 # jobs/interface-daily-es.toml, which writes to InfluxDB and Elasticsearch, and shows its documents.
-# Everything lives under .demo/ and the servers are stopped at the end (KEEP=1 keeps them running).
+# Everything lives under .demo/ (or $DEMO_DIR) and the servers are stopped at the end. KEEP=1
+# keeps them running and ends with one `export …` line that points rollup at them (InfluxDB,
+# Elasticsearch, the ledger, the settings, jobs and sink profiles, the virtualenv), so that
+# `rollup status` or `rollup run` go on from where the demo stopped, from any directory.
+# Needs the `demo` extra only (scripts/install-deps.sh --for-demo), not the development tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 ELASTICSEARCH=0
 for arg in "$@"; do
   case "$arg" in
@@ -14,19 +19,21 @@ for arg in "$@"; do
     *) echo "usage: scripts/demo.sh [--elasticsearch]" >&2; exit 2 ;;
   esac
 done
-ROLLUP_SKIP_POSTGRES=1 scripts/install-deps.sh
+ROLLUP_SKIP_POSTGRES=1 scripts/install-deps.sh --for-demo
 
-DEMO=.demo
+DEMO="${DEMO_DIR:-.demo}"
 rm -rf "$DEMO" && mkdir -p "$DEMO/influxd"
+DEMO="$(cd "$DEMO" && pwd)"
 export ROLLUP_LEDGER="sqlite:$DEMO/ledger.sqlite"  # a fresh ledger for the fresh InfluxDB
-PORT="${DEMO_PORT:-$(.venv/bin/python -c 'from tests.servers import free_port; print(free_port())')}"
+export ROLLUP_CONFIG="$ROOT/config/rollup.toml" ROLLUP_JOBS_DIR="$ROOT/jobs" ROLLUP_SINKS_DIR="$ROOT/sinks"
+PORT="${DEMO_PORT:-$(.venv/bin/python -c 'from scripts.servers import free_port; print(free_port())')}"
 export ROLLUP_INFLUX_URL="http://127.0.0.1:$PORT"
 
 PID=$(.venv/bin/python - "$DEMO/influxd" "$PORT" <<'PY'
 import sys
 from pathlib import Path
-from tests.servers import start_influxd
-server = start_influxd(Path(sys.argv[1]).resolve(), port=int(sys.argv[2]))
+from scripts.servers import start_influxd
+server = start_influxd(Path(sys.argv[1]), port=int(sys.argv[2]))
 print(server.pid)
 PY
 )
@@ -38,8 +45,8 @@ if [ "$ELASTICSEARCH" = "1" ]; then
   read -r ES_PID ROLLUP_ELASTICSEARCH_URL <<<"$(.venv/bin/python - "$DEMO/elasticsearch" <<'PY'
 import sys
 from pathlib import Path
-from tests.servers import start_elasticsearch
-server = start_elasticsearch(Path(sys.argv[1]).resolve())
+from scripts.servers import start_elasticsearch
+server = start_elasticsearch(Path(sys.argv[1]))
 print(server.pid, server.url)
 PY
 )"
@@ -90,4 +97,15 @@ if [ "$ELASTICSEARCH" = "1" ]; then
   .venv/bin/python -m scripts.show_documents --url "$ROLLUP_ELASTICSEARCH_URL" --index 'rollup-interface-daily-es-*' \
     --fields '@timestamp,agent_host,ifName,in_mean,in_p95,in_max,out_mean,in_resets,in_samples' --scale 1000000
   echo "(a re-run overwrites the same documents: their _id is derived from job, interface and day)"
+fi
+
+if [ "${KEEP:-0}" = "1" ]; then
+  # shellcheck disable=SC2016  # $PATH is for the shell that runs the line
+  CONTINUE=$(printf 'export PATH=%q:"$PATH"' "$ROOT/.venv/bin")
+  for name in ROLLUP_INFLUX_URL ROLLUP_ELASTICSEARCH_URL ROLLUP_LEDGER ROLLUP_CONFIG ROLLUP_JOBS_DIR ROLLUP_SINKS_DIR; do
+    if [ -n "${!name:-}" ]; then CONTINUE="$CONTINUE $(printf '%s=%q' "$name" "${!name}")"; fi
+  done
+  echo
+  echo "The servers keep running (stop them with: kill $PIDS). To go on with rollup, in any directory:"
+  echo "$CONTINUE"
 fi

@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,18 @@ from pydantic import SecretStr
 
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Ledger
-from tests.servers import (
+from scripts.servers import (
     RunningServer,
+    rollup_prometheus_config,
     start_elasticsearch,
     start_influxd,
     start_opensearch,
     start_postgres,
+    start_prometheus,
 )
+
+REPO = Path(__file__).resolve().parents[1]
+PROMETHEUS_DEPLOY = REPO / "deploy" / "prometheus"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -253,3 +258,57 @@ def search(request: pytest.FixtureRequest) -> Iterator[SearchHelper]:
     yield helper
     helper.clean()
     helper.http.close()
+
+
+# -- Prometheus ---------------------------------------------------------------------------------
+
+
+class PrometheusHelper:
+    """Asks a real Prometheus through its HTTP API."""
+
+    def __init__(self, server: RunningServer):
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=30)
+
+    def api(self, path: str, **params: Any) -> Any:
+        """The ``data`` of an API answer; an error answer fails the test with Prometheus' message."""
+        body = self.http.get(f"/api/v1/{path}", params=params).json()
+        assert body["status"] == "success", f"{path} {params}: {body.get('errorType')}: {body.get('error')}"
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query at Prometheus' own now: [{"metric": labels, "value": [time, "text"]}]."""
+        return list(self.api("query", query=expr)["result"])
+
+    def one(self, expr: str) -> float | None:
+        """The value of an instant query that finds one sample at most (None: none)."""
+        found = self.query(expr)
+        assert len(found) <= 1, f"{expr}: {found}"
+        return float(found[0]["value"][1]) if found else None
+
+    def values(self, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """An instant query's samples: sorted labels → value."""
+        return {
+            tuple(sorted(sample["metric"].items())): float(sample["value"][1]) for sample in self.query(expr)
+        }
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], PrometheusHelper]]:
+    """Starts a real Prometheus (Debian's) on deploy/prometheus/prometheus.yml and its rules,
+    scraping the given ``host:port`` targets every second; stopped by PID afterwards."""
+    started: list[PrometheusHelper] = []
+
+    def start(targets: list[str]) -> PrometheusHelper:
+        directory = tmp_path / f"prometheus-{len(started)}"
+        directory.mkdir()
+        shutil.copy(PROMETHEUS_DEPLOY / "rules.yaml", directory / "rules.yaml")
+        config = rollup_prometheus_config(targets, interval="1s")
+        helper = PrometheusHelper(start_prometheus(directory, config))
+        started.append(helper)
+        return helper
+
+    yield start
+    for helper in started:
+        helper.http.close()
+        helper.server.stop()

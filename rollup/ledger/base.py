@@ -112,6 +112,16 @@ class JobState:
 
 
 @dataclass(frozen=True, slots=True)
+class LatestDone:
+    """How far a job got, for lag metrics."""
+
+    newest_end: int
+    """The end of the newest window recorded done."""
+    last_finished: int
+    """When a window of the job was last recorded done (whichever window it was)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     counts: dict[Status, int]
     last_failure: Record | None
@@ -198,6 +208,12 @@ class Ledger(ABC):
     def prune(self, job: str, before: int) -> int:
         """Delete the done and unrecoverable rows of windows starting before ``before`` (done ones
         are added to the job's pruned count); return how many rows went."""
+
+    @abstractmethod
+    def latest_done(self, job: str) -> LatestDone | None:
+        """The newest done window's end and the last time a window was recorded done; None when
+        no window of ``job`` is done. A done window being run again (recompute, ``--force``) is
+        not done until it is recorded done again."""
 
     @abstractmethod
     def summary(self, job: str, now: int) -> Summary:

@@ -24,6 +24,7 @@ from rollup.ledger.base import (
     STATUSES,
     Finished,
     JobState,
+    LatestDone,
     Ledger,
     Record,
     Seen,
@@ -232,6 +233,16 @@ class SqlLedger(Ledger):
                 f"DELETE FROM rollup_windows WHERE {where} AND status IN ('done', 'unrecoverable')",
                 (job, before),
             )
+
+    def latest_done(self, job: str) -> LatestDone | None:
+        with self._lock, self._transaction() as tx:
+            ((newest_end, last_finished),) = tx.rows(
+                "SELECT MAX(window_end), MAX(finished) FROM rollup_windows WHERE job = ? AND status = 'done'",
+                (job,),
+            )
+        if newest_end is None:
+            return None
+        return LatestDone(int(newest_end), int(last_finished))
 
     def summary(self, job: str, now: int) -> Summary:
         with self._lock, self._transaction() as tx:

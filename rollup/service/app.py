@@ -33,7 +33,7 @@ from rollup.app.workspace import Workspace
 from rollup.errors import ConfigError, RollupError
 from rollup.service.endpoints import Endpoints
 from rollup.service.jobset import JobSet, load_job_set
-from rollup.service.metrics import LedgerGauges, ServiceMetrics
+from rollup.service.metrics import LedgerGauges, ServiceMetrics, restore_last_success
 from rollup.service.probes import readiness_checks, run_checks
 from rollup.service.scheduler import Scheduler
 from rollup.service.worker import Worker
@@ -73,6 +73,7 @@ class Service:
             signal.signal(handled, self._on_signal)
         self._count_jobs(self.jobs)
         self._report_problems(self.jobs)
+        restore_last_success(self.metrics, self.jobs)
         self.endpoints.start()
         self.scheduler.start()
         self.scheduler.schedule(self.jobs.jobs, now=self.jobs.jobs)
@@ -112,6 +113,8 @@ class Service:
             return
         added, removed, changed = self.jobs.changes(newer)
         self.jobs = newer
+        for name in removed:
+            self.metrics.forget_job(name)
         self._count_jobs(newer)
         self._report_problems(newer)
         self.scheduler.schedule(newer.jobs, now=[*added, *changed])

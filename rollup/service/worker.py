@@ -103,7 +103,7 @@ class Worker:
             log.exception("pass failed", extra={"job": job.name, "event": "pass_failed"})
             return None
         finally:
-            self._metrics.last_pass.labels(job.name).set(time.time())
+            self._metrics.pass_ended(job.name, time.monotonic() - started)
         if len(report.outcomes) + report.skipped >= 2 or report.unreachable or report.lost:
             log_pass(job, report, time.monotonic() - started)
         return report

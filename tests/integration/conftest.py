@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from scripts.servers import RunningServer
 from tests.conftest import InfluxHelper
 from tests.integration import scenario
 from tests.integration.proxy import WriteProxy
-from tests.servers import RunningServer
+from tests.integration.serving import Served
+from tests.integration.workspace import Workspace
 
 
 @pytest.fixture
@@ -21,6 +23,23 @@ def proxy(influx: InfluxHelper) -> Iterator[WriteProxy]:
     gate = WriteProxy(influx.url)
     yield gate
     gate.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """Starts ``rollup serve`` like ``Served.start``; a process still running when the test ends
+    (it failed before stopping it) is killed."""
+    started: list[Served] = []
+
+    def start(workspace: Workspace, env: dict[str, str], *options: str) -> Served:
+        served = Served.start(workspace, env, *options)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.background.process.poll() is None:
+            served.kill()
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ from rollup.core.windows import Window
 from rollup.errors import SinkError
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.influxdb import InfluxSink, InfluxSinkProfile
+from scripts.servers import RunningServer, free_port, start_influxd
 from tests.conftest import InfluxHelper
-from tests.servers import RunningServer, free_port, start_influxd
 
 pytestmark = pytest.mark.integration
 

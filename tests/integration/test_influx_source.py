@@ -15,8 +15,8 @@ from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxdb import Format, InfluxQLSource
+from scripts.servers import RunningServer, start_influxd
 from tests.conftest import InfluxHelper
-from tests.servers import RunningServer, start_influxd
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.servers import RunningServer
 from tests.conftest import InfluxHelper, LedgerTarget, new_postgres_database
 from tests.integration import scenario
 from tests.integration.workspace import Background
-from tests.servers import RunningServer
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from rollup.core.windows import Window
 from rollup.errors import LedgerError
 from rollup.ledger import open_ledger
-from rollup.ledger.base import Finished, Ledger, Seen
+from rollup.ledger.base import Finished, LatestDone, Ledger, Seen
 from rollup.ledger.sql import SCHEMA_VERSION, SqlLedger
+from scripts.servers import RunningServer, free_port
 from tests.conftest import LedgerTarget, new_postgres_database
-from tests.servers import RunningServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -226,6 +226,26 @@ def test_summary_counts_statuses_and_shows_the_latest_failure(ledger: Ledger) ->
         "running": 0,
         "unrecoverable": 0,
     }
+
+
+def test_latest_done_gives_the_newest_done_windows_end_and_when_a_window_was_last_recorded_done(
+    ledger: Ledger,
+) -> None:
+    assert ledger.latest_done(JOB) is None
+    ws = windows(4)
+    ledger.claim(JOB, fresh(ws), "a", T0, LEASE)
+    ledger.finish(JOB, [Finished(ws[1], None, 1, 1, 0.1)], "a", T0 + 5 * S)
+    ledger.finish(JOB, [Finished(ws[0], None, 1, 1, 0.1)], "a", T0 + 9 * S)  # an older window, later
+    ledger.finish(JOB, [Finished(ws[2], "boom", 0, 0, 0.1)], "a", T0 + 12 * S)  # failed; ws[3] running
+    later = windows(1, first=T0 + 10**6 * S)
+    assert ledger.claim("other", fresh(later), "a", T0, LEASE) == later
+    ledger.finish("other", [Finished(later[0], None, 1, 1, 0.1)], "a", T0 + 30 * S)
+
+    assert ledger.latest_done(JOB) == LatestDone(newest_end=ws[1].end, last_finished=T0 + 9 * S)
+    assert ledger.latest_done("other") == LatestDone(newest_end=later[0].end, last_finished=T0 + 30 * S)
+    # Run again (recompute), a done window is not done until it is recorded done again.
+    assert ledger.claim(JOB, [(ws[1], Seen("done", 1))], "a", T0 + 40 * S, LEASE) == [ws[1]]
+    assert ledger.latest_done(JOB) == LatestDone(newest_end=ws[0].end, last_finished=T0 + 9 * S)
 
 
 def _claim_worker(

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from scripts.servers import RunningServer
 from tests.conftest import InfluxHelper, LedgerTarget, new_postgres_database
 from tests.integration import scenario
 from tests.integration.serving import done_records, serve_env, wait_for
 from tests.integration.workspace import Background
-from tests.servers import RunningServer
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from scripts.servers import RunningServer, free_port, start_elasticsearch, start_opensearch
 from tests.conftest import SEARCH_URL_VARIABLES, InfluxHelper, SearchHelper
 from tests.integration.workspace import CliResult, Workspace
-from tests.servers import RunningServer, free_port, start_elasticsearch, start_opensearch
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from rollup.sinks.elasticsearch import ElasticsearchSink, ElasticsearchSinkProfi
 from rollup.sinks.opensearch import OpenSearchSink, OpenSearchSinkProfile
 from rollup.sinks.search.documents import document_id
 from rollup.sinks.search.sink import SearchSink
+from scripts.servers import free_port
 from tests.conftest import SearchHelper
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

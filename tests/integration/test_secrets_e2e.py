@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.servers import RunningServer, free_port, start_influxd
 from tests.conftest import InfluxHelper, SearchHelper
 from tests.integration.faults import TcpProxy
 from tests.integration.workspace import CliResult, Workspace
-from tests.servers import RunningServer, free_port, start_influxd
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rollup.ledger.base import Record
+from scripts.servers import RunningServer, free_port
 from tests.conftest import InfluxHelper, LedgerTarget, new_postgres_database
 from tests.integration.proxy import WriteProxy, gated_sink
 from tests.integration.serving import (
@@ -34,7 +35,6 @@ from tests.integration.serving import (
     write_counters,
 )
 from tests.integration.workspace import Workspace
-from tests.servers import RunningServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.servers import RunningServer, free_port, start_elasticsearch, start_influxd
 from tests.conftest import InfluxHelper
 from tests.integration import scenario
 from tests.integration.faults import TcpProxy
-from tests.servers import RunningServer, free_port, start_elasticsearch, start_influxd
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery
 from rollup.sources.influxdb import Format, InfluxQLSource
+from scripts.servers import free_port
 from tests.conftest import InfluxHelper
 from tests.integration import scenario
 from tests.integration.faults import Replay, TcpProxy, record
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

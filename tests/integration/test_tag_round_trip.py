@@ -23,8 +23,8 @@ from rollup.sinks.base import OutputTarget
 from rollup.sinks.influxdb import InfluxSink, InfluxSinkProfile
 from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxdb import InfluxQLSource
+from scripts.servers import RunningServer
 from tests.conftest import InfluxHelper
-from tests.servers import RunningServer
 
 pytestmark = pytest.mark.integration
 

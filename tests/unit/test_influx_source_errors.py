@@ -254,7 +254,7 @@ def test_connection_refused_names_the_url() -> None:
 
 
 def test_connection_refused_by_a_real_closed_port() -> None:
-    from tests.servers import free_port
+    from scripts.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     source = InfluxQLSource(InfluxConnection(url=url, timeout="2s"), format="json", attempts=2, backoff=0)

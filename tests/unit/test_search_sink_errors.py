@@ -20,7 +20,7 @@ from rollup.sinks.search.documents import document_id
 from rollup.sinks.search.index_names import IndexNames
 from rollup.sinks.search.sink import SearchSink
 from rollup.sinks.search.template import template_body
-from tests.servers import free_port
+from scripts.servers import free_port
 from tests.unit.scripted_cluster import Cluster, error, item_statuses
 
 SECRET = "s3cr3t-Pa55word"

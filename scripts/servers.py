@@ -1,4 +1,4 @@
-"""Real servers for tests, demo and benchmarks, started on 127.0.0.1 in temp dirs, stopped by PID."""
+"""Real servers for tests, the demo and benchmarks, started on 127.0.0.1 in temp dirs, stopped by PID."""
 
 from __future__ import annotations
 
@@ -221,7 +221,9 @@ def _noida_binary() -> str:
     """The noida-db server binary itself (the ``noida-db`` script only wraps it in a Python process)."""
     spec = importlib.util.find_spec("noida_db")
     if spec is None or spec.origin is None:
-        raise RuntimeError("noida-db is not installed: pip install -e '.[dev]' (scripts/install-deps.sh)")
+        raise RuntimeError(
+            "noida-db is not installed: pip install -e '.[demo]' (scripts/install-deps.sh --for-demo)"
+        )
     return str(Path(spec.origin).parent / "noida-db")
 
 
@@ -259,3 +261,43 @@ def start_opensearch(directory: Path, port: int | None = None) -> RunningServer:
     server = RunningServer("osmem-server", f"http://127.0.0.1:{port}", process, directory, log)
     _wait_ready(server, "/_cluster/health")
     return server
+
+
+def start_prometheus(directory: Path, config: str, port: int | None = None) -> RunningServer:
+    """Start Debian's ``prometheus`` with ``config`` (the text of a prometheus.yml; relative rule
+    files are looked up in ``directory``) and its data under ``directory``."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError(
+            "prometheus is not installed: run `apt-get install -y prometheus` "
+            "(scripts/install-deps.sh --for-tests)"
+        )
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(config)
+    log = directory / "prometheus.log"
+    command = [
+        binary, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = RunningServer("prometheus", f"http://127.0.0.1:{port}", process, directory, log)
+    _wait_ready(server, "/-/ready")
+    return server
+
+
+def rollup_prometheus_config(targets: list[str], interval: str) -> str:
+    """deploy/prometheus/prometheus.yml scraping ``targets`` every ``interval`` (rules evaluated
+    as often); its rule file is read from the directory of the config file."""
+    import yaml  # pyyaml: a development dependency, not one of the demo's
+
+    shipped = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "prometheus.yml"
+    config = yaml.safe_load(shipped.read_text())
+    config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
+    (scrape,) = config["scrape_configs"]
+    scrape["static_configs"] = [{"targets": targets}]
+    return str(yaml.safe_dump(config))
