@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from rollup.cli_import import import_group
 from rollup.core.pipeline import OutputRow
 from rollup.core.windows import Window
 from rollup.errors import ConfigError, RollupError
@@ -109,6 +110,9 @@ def main(ctx: click.Context, config: Path | None, log_format: str | None, log_le
     or usage (nothing started), 130 interrupted.
     """
     ctx.obj = _State(config, log_format, log_level)
+
+
+main.add_command(import_group)
 
 
 # -- jobs -------------------------------------------------------------------------------------
