@@ -116,7 +116,9 @@ def test_an_hourly_cq_imported_exact_and_backfilled_writes_what_the_cq_computes(
         + select.replace(" FROM (", f" INTO {out}.autogen.bw_1h FROM (", 1).replace("WHERE {time} ", "")
         + " END"
     )
-    imported = workspace.run("import", "cq", "--from", influx.url, "--exact", "--output-dir", "jobs")
+    imported = workspace.run(
+        "import", "cq", "--from", influx.url, "--database", influx.database, "--exact", "--output-dir", "jobs"
+    )
     assert imported.code == 0, imported.stderr
     for job in ("bw", "bw-2"):
         backfill = workspace.run(
