@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from rollup.errors import ConfigError, RollupError
 from rollup.jobs.instants import parse_instant
+from rollup.redact import redact
 
 if TYPE_CHECKING:
     from rollup.influx import InfluxConnection
@@ -46,6 +47,7 @@ class _Common:
 
 @dataclass(frozen=True)
 class _Check:
+    option: str
     url: str
     start: str
     end: str
@@ -143,15 +145,15 @@ def import_cq(
 ) -> None:
     """Continuous queries: statements, files of statements (- for stdin), or --from a live InfluxDB."""
 
-    def connect(target: str) -> InfluxConnection:
-        return _connection(target, username, password_env, token_env)
+    def connect(option: str, target: str) -> InfluxConnection:
+        return _connection(option, target, username, password_env, token_env)
 
     def inputs() -> tuple[list[Input], list[Refusal]]:
         from rollup.migrate import continuous_queries, statement_arguments
 
         found, refused = statement_arguments(statements)
         if from_url is not None:
-            found += continuous_queries(connect(from_url), database)
+            found += continuous_queries(connect("--from", from_url), database)
         if not found and not refused:
             raise ConfigError("no continuous query to import: give statements, files or --from URL")
         return found, refused
@@ -162,7 +164,7 @@ def import_cq(
         if target is None or start is None or end is None:
             _fail("--check needs --start, --end and an InfluxDB to query (--url or --from)")
             return
-        checking = _Check(target, start, end, now)
+        checking = _Check("--url" if url else "--from", target, start, end, now)
     _run("cq", inputs, common, checking, connect)
 
 
@@ -171,13 +173,13 @@ def _run(
     inputs: Inputs,
     common: _Common,
     checking: _Check | None = None,
-    connect: Callable[[str], InfluxConnection] | None = None,
+    connect: Callable[[str, str], InfluxConnection] | None = None,
 ) -> None:
     try:
         result = _import(language, inputs, common)
         code = EXIT_BAD_INPUT if result is None else EXIT_OK
         if result is not None and checking is not None and connect is not None:
-            code = _check(result, checking, connect(checking.url), common.exact)
+            code = _check(result, checking, connect(checking.option, checking.url), common.exact)
     except ConfigError as exc:
         _fail(str(exc))
     except RollupError as exc:
@@ -256,17 +258,19 @@ def _instant(text: str, zone: str, now: int, what: str) -> int:
 
 
 def _connection(
-    url: str, username: str | None, password_env: str | None, token_env: str | None
+    option: str, url: str, username: str | None, password_env: str | None, token_env: str | None
 ) -> InfluxConnection:
+    """The connection of ``--from`` or ``--url``; an error names the option, never the URL (it may
+    hold a password by mistake)."""
     from rollup.influx import InfluxConnection
 
     try:
         return InfluxConnection(url=url, username=username, password_env=password_env, token_env=token_env)
     except ValidationError as exc:
         reasons = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
-        raise ConfigError(f"{url}: {reasons}") from None
+        raise ConfigError(f"{option}: {reasons}") from None
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)

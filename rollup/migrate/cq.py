@@ -119,7 +119,6 @@ class _Translator:
             destination=Destination(
                 kind="influxdb",
                 measurement=select.into.name,
-                described=f"INTO {self._span_text(select.into_span)}",
                 database=select.into.database or cq.database,
                 retention_policy=select.into.retention_policy,
             ),
@@ -343,10 +342,6 @@ class _Translator:
         else:
             parts.append("WHERE {time} ")
         return "".join(parts) + text[select.group_start : select.end]
-
-    def _span_text(self, span: tuple[int, int] | None) -> str:
-        assert span is not None
-        return self.text[span[0] : span[1]].removeprefix("INTO").removeprefix("into").strip()
 
 
 def _number(expr: Expr) -> float | None:

@@ -66,8 +66,9 @@ def sink_profile(destination: Destination) -> SinkProfile:
     """The sink profile a destination needs, named after where it writes (one per database and
     retention policy, or bucket, whatever the measurement)."""
     if destination.kind == "elasticsearch":
+        relay = f"httpPost('{destination.url}')" if destination.url else "httpPost()"
         lines = [
-            f"# The original's {destination.described} posted the results for something else to index;",
+            f"# The original's {relay} posted the results for something else to index;",
             '# rollup writes them to Elasticsearch itself (type = "opensearch" for OpenSearch).',
             'type = "elasticsearch"',
             'url = "${ROLLUP_ELASTICSEARCH_URL:-http://127.0.0.1:9200}"',

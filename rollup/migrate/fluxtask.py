@@ -412,8 +412,7 @@ class _Translator:
         org = self._string(call, "org")
         host = self._string(call, "host")
         measurement = chain.output_measurement or chain.measurement or ""
-        described = f'to(bucket: "{bucket}"' + (f', org: "{org}"' if org else "") + ")"
-        chain.destination = Destination("influxdb", measurement, described, org=org, bucket=bucket, url=host)
+        chain.destination = Destination("influxdb", measurement, org=org, bucket=bucket, url=host)
 
     def _finish(self, chain: _Chain) -> None:
         if chain.measurement is None:

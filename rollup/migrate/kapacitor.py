@@ -127,7 +127,6 @@ class _Branch:
 class _Written:
     branch: _Branch
     destination: Destination
-    leaf: Node
 
 
 class _Translator:
@@ -300,7 +299,7 @@ class _Translator:
         if kind in ("influxDBOut", "httpPost"):
             if node.children:
                 raise self.refuse(node.children[0].line, node.children[0].label(), f"after {kind}()")
-            self.written.append(_Written(branch, self._destination(node, branch), node))
+            self.written.append(_Written(branch, self._destination(node, branch)))
             return
         if kind in _PASS_THROUGH:
             branch.differences.append(f"{_PASS_THROUGH[kind]}: the job has no equivalent (line {node.line})")
@@ -485,7 +484,7 @@ class _Translator:
             return Destination(
                 kind="elasticsearch",
                 measurement=branch.measurement,
-                described=f"httpPost({url!r})" if url else "httpPost()",
+                url=url,
             )
         tag = node.prop("tag")
         if tag is not None:
@@ -495,9 +494,7 @@ class _Translator:
             raise self.refuse(node.line, "influxDBOut()", "name the database: .database('…')")
         policy = self._string_prop(node, "retentionPolicy")
         measurement = self._string_prop(node, "measurement") or branch.measurement
-        described = f"influxDBOut() database '{database}'"
-        described += f", retention policy '{policy}'" if policy else ""
-        return Destination("influxdb", measurement, described, database=database, retention_policy=policy)
+        return Destination("influxdb", measurement, database=database, retention_policy=policy)
 
     def _group(self) -> list[Plan]:
         plans: list[Plan] = []

@@ -64,14 +64,13 @@ class Destination:
 
     kind: Literal["influxdb", "elasticsearch"]
     measurement: str
-    described: str
-    """How the original said it, for the comments (``influxDBOut().database('rollups')``)."""
     database: str | None = None
     retention_policy: str | None = None
     org: str | None = None
     bucket: str | None = None
     url: str | None = None
-    """The server's URL when the import knows it (``--from``)."""
+    """The server's URL when the import knows it (Flux ``to(host: …)``); for Elasticsearch, the
+    URL Kapacitor's ``httpPost()`` posted to (a relay), which is not the cluster's."""
 
 
 @dataclass(frozen=True, slots=True)

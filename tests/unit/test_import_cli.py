@@ -133,3 +133,16 @@ def test_bad_usage_is_one_clear_error_and_exit_2(scripts: Path, args: list[str],
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_influxdb_that_does_not_answer_is_named_and_exits_1(tmp_path: Path) -> None:
+    result = rollup(tmp_path, "import", "cq", "--from", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert "error: cannot reach InfluxDB at http://127.0.0.1:9" in result.stderr
+
+
+def test_credentials_in_the_url_are_refused_and_not_echoed(tmp_path: Path) -> None:
+    result = rollup(tmp_path, "import", "cq", "--from", "http://admin:s3cret@127.0.0.1:9")
+    assert result.returncode == 2
+    assert "credentials cannot be written into the URL" in result.stderr
+    assert "s3cret" not in result.stderr
