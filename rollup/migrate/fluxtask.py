@@ -445,12 +445,7 @@ class _Translator:
                 repr(chain.conditions),
                 chain.destination,
             )
-            outputs = {f: chain.output_field or f for f in chain.fields}
-            fields = [
-                FieldPlan(f, chain.line, chain.derivative, [Output(a, "" if chain.mapped.extra else name)
-                                                            for a in chain.mapped.aggregates], chain.scale)
-                for f, name in outputs.items()
-            ]  # fmt: skip
+            fields = [self._field_plan(chain, f) for f in chain.fields]
             plan = next(
                 (p for p, k in zip(plans, keys, strict=True) if k == key and fits(p.fields, fields)), None
             )
@@ -464,6 +459,14 @@ class _Translator:
                 if difference not in plan.differences:
                     plan.differences.append(difference)
         return plans
+
+    @staticmethod
+    def _field_plan(chain: _Chain, source_field: str) -> FieldPlan:
+        """``to()`` writes each field under its own name, or the one ``set(key: "_field")`` gave."""
+        assert chain.mapped is not None
+        name = "" if chain.mapped.extra else chain.output_field or source_field
+        outputs = [Output(aggregate, name) for aggregate in chain.mapped.aggregates]
+        return FieldPlan(source_field, chain.line, chain.derivative, outputs, chain.scale)
 
     def _plan(self, chain: _Chain) -> Plan:
         assert chain.every is not None

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rollup.migrate import Options, import_inputs
+from rollup.jobs.spec import TagCondition
+from rollup.migrate import ImportedJob, Options, import_inputs
 from rollup.migrate.cq import translate_file as translate_cq
 from rollup.migrate.importer import Input
 from rollup.migrate.plan import Language
@@ -14,7 +15,7 @@ from rollup.migrate.where import AllOf, AnyOf, InexpressibleError, TagTest, wher
 from tests.unit.test_migrate_corpus import CORPUS, EXACT_JOBS
 
 
-def _one(language: Language, text: str) -> object:
+def _one(language: Language, text: str) -> ImportedJob:
     result = import_inputs(language, [Input("script", text, "task")], Options(exact=True))
     assert result.refusals == [], result.refusals
     [job] = result.jobs
@@ -33,8 +34,8 @@ def test_tickscript_divides_after_a_value_and_reads_a_regex_after_an_operator() 
             |influxDBOut().database('out')
         """,
     )
-    assert job.spec.source.where["iface"].regex == "^eth/[0-9]+$"  # type: ignore[attr-defined,union-attr]
-    assert job.spec.fields["bytes"].scale == pytest.approx(0.001)  # type: ignore[attr-defined]
+    assert job.spec.source.where["iface"] == TagCondition(regex="^eth/[0-9]+$")
+    assert job.spec.fields["bytes"].scale == pytest.approx(0.001)
 
 
 def test_tickscript_lines_count_across_triple_quoted_strings_and_comments() -> None:
@@ -113,8 +114,8 @@ def test_flux_reads_bracket_columns_negated_task_durations_and_calendar_months()
             |> to(bucket: "out", org: "o")
         """,
     )
-    assert job.spec.window.every == "1mo"  # type: ignore[attr-defined]
-    assert job.spec.source.where == {"host": "h1"}  # type: ignore[attr-defined]
+    assert job.spec.window.every == "1mo"
+    assert job.spec.source.where == {"host": "h1"}
 
 
 def test_where_combines_equalities_exclusions_and_regexes_as_a_job_can_hold_them() -> None:
