@@ -12,5 +12,8 @@ renders its reports. Exit codes (documented in README, relied on by cron and Kub
 
 from rollup.cli import backfill, jobs, preview, run, serve, status  # noqa: F401  (register commands)
 from rollup.cli.base import main
+from rollup.cli.imports import import_group
+
+main.add_command(import_group)
 
 __all__ = ["main"]

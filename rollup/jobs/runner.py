@@ -101,11 +101,16 @@ class JobRunner:
         )
 
     def spans(self, windows: Sequence[Window]) -> Iterator[list[Window]]:
-        """Spans to read, sized from the groups seen so far (re-evaluated after each span)."""
+        """Spans to read, sized from the groups seen so far (re-evaluated after each span).
+
+        With ``lookback = "0s"`` every window is a span of its own: a series' prev must not cross a
+        window edge (the Kapacitor and continuous-query convention), and within a span it would.
+        """
+        alone = self.job.window.lookback_ns == 0
         for run in contiguous_runs(windows):
             position = 0
             while position < len(run):
-                per_span = max(1, self.slot_budget // max(self._groups_seen, 1))
+                per_span = 1 if alone else max(1, self.slot_budget // max(self._groups_seen, 1))
                 span = [run[position]]
                 while (
                     len(span) < per_span
