@@ -43,7 +43,7 @@ from rollup.jobs.status import JobStatus, job_status
 from rollup.jobs.tracked import Skipped, TrackedRunner
 from rollup.jobs.workspace import Workspace
 from rollup.logs import setup_logging
-from rollup.redact import redact
+from rollup.secrets import redact
 from rollup.settings import load_settings
 
 EXIT_OK = 0

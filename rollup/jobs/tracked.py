@@ -23,7 +23,7 @@ from rollup.jobs.clock import Clock
 from rollup.jobs.planner import Due
 from rollup.jobs.runner import JobRunner, WindowOutcome, contiguous_runs
 from rollup.ledger.base import Finished, Ledger
-from rollup.redact import redact
+from rollup.secrets import redact
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from rollup.errors import RollupError
 from rollup.jobs.spec import JobSpec
 from rollup.jobs.workspace import Workspace
-from rollup.redact import redact
+from rollup.secrets import redact
 from rollup.service.jobset import JobSet
 from rollup.sinks.profiles import build_sink
 

@@ -25,7 +25,7 @@ from tenacity.wait import wait_exponential, wait_random
 
 from rollup.core.pipeline import OutputRow
 from rollup.errors import SinkError
-from rollup.redact import redact
+from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.search.bulk import Failure, Item, MalformedResponseError, batches, body, read_results
 from rollup.sinks.search.client import HttpError, SearchClient, UnreachableError
