@@ -4,10 +4,9 @@ The response is read as it arrives and turned into :class:`Batch` objects of abo
 rows (InfluxDB 1.x sends every series in a chunk of its own, so small series are gathered into one
 batch; a long series split over several chunks becomes one run per batch). This module speaks HTTP
 and checks the response as a whole; its rows become batches in :mod:`rollup.sources.jsonbatch`
-(JSON and msgpack, through :mod:`rollup.sources.jsonrows` and :mod:`rollup.sources.msgpackrows`)
-and :mod:`rollup.sources.csvrows`.
+(through :mod:`rollup.sources.jsonrows` and :mod:`rollup.sources.msgpackrows`).
 
-Three response formats, ``msgpack`` (the default), ``json`` and ``csv``:
+Two response formats, ``msgpack`` (the default) and ``json``:
 
 - JSON carries value types (a string ``"42"`` is not the number 42), reports a failed statement
   inside a 200 (``results[i].error``) or mid-stream (a top-level ``error`` line), and marks every
@@ -16,11 +15,10 @@ Three response formats, ``msgpack`` (the default), ``json`` and ``csv``:
 - MessagePack (``Accept: application/x-msgpack``) is the same documents, one msgpack map per chunk:
   the same types, errors and ``partial`` marks, so the same guarantees, and the same batches (a
   stream that ends inside a document is an error too).
-- CSV has none of that: no ``partial`` marker (only a broken chunked transfer encoding reveals a cut
-  stream), no types (a string field holding ``42`` reads as a number, ``true``/``false`` as
-  booleans), and InfluxDB 1.6 answers a failed statement such as "database not found" with an
-  empty 200, which reads as an empty result. Its ``tags`` column can even read two ways, which is
-  refused rather than guessed (see :mod:`rollup.sources.csvrows`).
+
+InfluxDB's third format, CSV, is not offered: it has no ``partial`` marker, no types, and InfluxDB
+1.6 answers a failed statement with an empty 200, so a partial or failed read could pass for a
+short one.
 
 msgpack is the default because influxd, the bottleneck of a backfill, encodes it with ~20 % less CPU
 than JSON (the 2.88M-row export of ``bench/backfill.py``: 13.5 s against 17.7 s, 11.7 s against
@@ -32,8 +30,7 @@ msgpack 269k rows/s end to end, JSON 193k, CSV 173k).
 Rows of non-negative integers (times and counters) are read without a Python object per value: from
 the JSON text by numpy (:mod:`rollup.sources.jsonrows`, ~3M rows/s), from the msgpack bytes by numpy
 views in runs of rows encoded alike (:mod:`rollup.sources.msgpackrows`, ~10M rows/s); other rows
-are decoded by orjson or the msgpack package; CSV rows go through Python's csv module one by one
-(~0.25M rows/s).
+are decoded by orjson or the msgpack package.
 
 Responses are requested uncompressed unless ``compress=True``: on a fast link, gzipping costs
 influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: 95-135k
@@ -53,9 +50,6 @@ once a response is being read nothing is retried, since the caller may already h
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -76,7 +70,6 @@ from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery, TagMatch
-from rollup.sources.csvrows import TextBatcher, texts
 from rollup.sources.influxql import build_query, tag_values_query
 from rollup.sources.jsonbatch import ObjectBatcher, expect_list, fill_integer_rows, short
 from rollup.sources.jsonrows import split_values
@@ -86,10 +79,10 @@ from rollup.sources.prefetch import read_ahead
 
 log = logging.getLogger(__name__)
 
-Format = Literal["json", "csv", "msgpack"]
+Format = Literal["json", "msgpack"]
 
 _ERROR_TEXT_LIMIT = 500
-_ACCEPT = {"json": "application/json", "csv": "application/csv", "msgpack": "application/x-msgpack"}
+_ACCEPT = {"json": "application/json", "msgpack": "application/x-msgpack"}
 
 
 class _RetryableError(SourceError):
@@ -118,8 +111,8 @@ class InfluxQLSource:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if read_ahead < 0:
             raise ValueError(f"read_ahead must not be negative, got {read_ahead}")
-        if format not in ("json", "csv", "msgpack"):
-            raise ValueError(f"format must be 'json', 'csv' or 'msgpack', got {format!r}")
+        if format not in ("json", "msgpack"):
+            raise ValueError(f"format must be 'msgpack' or 'json', got {format!r}")
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.chunk_size = chunk_size
@@ -148,10 +141,8 @@ class InfluxQLSource:
         try:
             if self.format == "json":
                 yield from self._read_documents(self._json_documents(response), query.fields)
-            elif self.format == "msgpack":
-                yield from self._read_documents(self._msgpack_documents(response), query.fields)
             else:
-                yield from self._read_csv(response, query.fields)
+                yield from self._read_documents(self._msgpack_documents(response), query.fields)
         except httpx.TimeoutException:
             raise SourceError(
                 f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result"
@@ -342,22 +333,6 @@ class InfluxQLSource:
                 raise SourceError(f"InfluxDB at {self._url} could not run the query: {result['error']}")
         return results
 
-    # -- CSV --------------------------------------------------------------------------------------
-
-    def _read_csv(self, response: httpx.Response, fields: Sequence[str]) -> Iterator[Batch]:
-        batcher = TextBatcher(fields, self._url)
-        lines = itertools.chain.from_iterable(map(io.StringIO, texts(response.iter_bytes())))
-        reader = csv.reader(lines)
-        try:
-            while block := list(itertools.islice(reader, self.chunk_size - batcher.rows)):
-                batcher.add(block)
-                if batcher.rows >= self.chunk_size:
-                    yield batcher.emit()
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed CSV: {exc}") from None
-        if batcher.rows:
-            yield batcher.emit()
-
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -392,8 +367,8 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _error_text(body: bytes) -> str:
-    """InfluxDB's error message from a JSON or msgpack (``{"error": …}``) or CSV (``error\\n"…"``)
-    body (influxd answers an error in the format asked for)."""
+    """InfluxDB's error message from a JSON or msgpack (``{"error": …}``) body (influxd answers an
+    error in the format asked for)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -405,9 +380,5 @@ def _error_text(body: bytes) -> str:
             doc = None
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
         return str(doc["error"])
-    text = body.decode("utf-8", "replace").strip()
-    rows = [row for row in csv.reader(io.StringIO(text)) if row] if text.startswith("error") else []
-    if len(rows) == 2 and rows[0] == ["error"]:
-        text = ",".join(rows[1])
-    text = text or "(no error text)"
+    text = body.decode("utf-8", "replace").strip() or "(no error text)"
     return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "…"
