@@ -21,8 +21,8 @@ parser of 3.x was not available to check):
 
 ``influxdb_client.Point`` is not used: on influxd 1.6.7 a tag value ``a<newline>b`` it writes is
 stored as ``a\\nb`` and ``a\\`` as ``a`` plus a space (silently different series), it types
-fields by their Python value rather than by the job's schema, and it is 2.5-3x slower (40,000 rows
-x 30 fields: 1.3-2.2 s against 3.7-5.9 s; ``python -m bench.line_protocol``).
+fields by their Python value rather than by the job's schema, and it is slower (BENCHMARKS.md,
+``python -m bench.line_protocol``).
 """
 
 from __future__ import annotations

@@ -20,21 +20,16 @@ InfluxDB's third format, CSV, is not offered: it has no ``partial`` marker, no t
 1.6 answers a failed statement with an empty 200, so a partial or failed read could pass for a
 short one.
 
-msgpack is the default because influxd, the bottleneck of a backfill, encodes it with ~20 % less CPU
-than JSON (the 2.88M-row export of ``bench/backfill.py``: 13.5 s against 17.7 s, 11.7 s against
-14.3 s in another run), and it is smaller and cheaper to read: a ``rollup backfill`` of those rows
-took 0.96-0.97 × the time of the raw JSON export of the same run, 1.09-1.29 × reading JSON
-(``bench/source_formats.py``, 200k rows with a float field, from a local influxd 1.6 on 2 cores:
-msgpack 269k rows/s end to end, JSON 193k, CSV 173k).
+msgpack is the default because influxd, the bottleneck of a backfill, encodes it with less CPU
+than JSON, and it is smaller and cheaper to read (BENCHMARKS.md has the figures).
 
 Rows of non-negative integers (times and counters) are read without a Python object per value: from
-the JSON text by numpy (:mod:`rollup.sources.jsonrows`, ~3M rows/s), from the msgpack bytes by numpy
-views in runs of rows encoded alike (:mod:`rollup.sources.msgpackrows`, ~10M rows/s); other rows
-are decoded by orjson or the msgpack package.
+the JSON text by numpy (:mod:`rollup.sources.jsonrows`), from the msgpack bytes by numpy views in
+runs of rows encoded alike (:mod:`rollup.sources.msgpackrows`); other rows are decoded by orjson
+or the msgpack package.
 
 Responses are requested uncompressed unless ``compress=True``: on a fast link, gzipping costs
-influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: 95-135k
-rows/s gzipped against 150-215k rows/s plain).
+influxd more time than the smaller transfer saves (BENCHMARKS.md).
 
 Reading overlaps rolling up: a thread per query receives and parses up to ``read_ahead`` batches
 ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
