@@ -71,7 +71,7 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
         try:
             value = file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from None
+            raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
     else:
         return None
     remember(value)

@@ -39,8 +39,11 @@ each group's rows come in one order) and N queries run at once, their batches in
 subset is "every other value", so a series whose tag value appeared meanwhile is not missed. That
 pays off when influxd has cores to spare.
 
-Connecting is retried with exponential backoff and jitter (connection errors, timeouts, HTTP 5xx);
-once a response is being read nothing is retried, since the caller may already hold batches from it.
+Connecting is retried (:mod:`rollup.retry`: connection errors, timeouts, HTTP 5xx and 429, with
+exponential backoff and jitter); once a response is being read nothing is retried, since the caller
+may already hold batches from it. Every :class:`SourceError` says whether it is transient
+(:mod:`rollup.errors`): the server unreachable, overloaded or cutting the answer short is; an HTTP
+4xx, a query error inside the answer and malformed data are not.
 """
 
 from __future__ import annotations
@@ -52,23 +55,16 @@ from typing import Any, Literal
 import httpx
 import msgpack
 import orjson
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
+from rollup.retry import Retry, RetryableError, retry_after
 from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxql import build_query, tag_values_query
 from rollup.sources.jsonbatch import ObjectBatcher, expect_list, fill_integer_rows, short
 from rollup.sources.jsonrows import split_values
-from rollup.sources.msgpackrows import MalformedError
+from rollup.sources.msgpackrows import MalformedError, TruncatedError
 from rollup.sources.msgpackrows import documents as msgpack_documents
 from rollup.sources.prefetch import read_ahead
 
@@ -78,10 +74,6 @@ Format = Literal["json", "msgpack"]
 
 _ERROR_TEXT_LIMIT = 500
 _ACCEPT = {"json": "application/json", "msgpack": "application/x-msgpack"}
-
-
-class _RetryableError(SourceError):
-    """A failure before any response body was read: the request can safely be sent again."""
 
 
 class InfluxQLSource:
@@ -108,12 +100,9 @@ class InfluxQLSource:
             raise ValueError(f"read_ahead must not be negative, got {read_ahead}")
         if format not in ("json", "msgpack"):
             raise ValueError(f"format must be 'msgpack' or 'json', got {format!r}")
-        if attempts < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.chunk_size = chunk_size
         self.format: Format = format
-        self.attempts = attempts
-        self.backoff = backoff
+        self.retry = Retry(attempts, backoff)
         self.compress = compress
         self.concurrency = concurrency
         self.read_ahead = read_ahead
@@ -138,12 +127,18 @@ class InfluxQLSource:
                 yield from self._read_documents(self._json_documents(response), query.fields)
             else:
                 yield from self._read_documents(self._msgpack_documents(response), query.fields)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             raise SourceError(
-                f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result"
-            ) from None
+                f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result",
+                transient=True,
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"the result stream from InfluxDB at {self._url} broke off: {exc}") from None
+            raise SourceError(
+                f"the result stream from InfluxDB at {self._url} broke off: {exc}", transient=True
+            ) from exc
+        except SourceError as exc:
+            _malformed_unless_said(exc)
+            raise
         finally:
             response.close()
 
@@ -175,13 +170,22 @@ class InfluxQLSource:
         try:
             body = response.read()
         except httpx.HTTPError as exc:
-            raise SourceError(f"the answer from InfluxDB at {self._url} broke off: {exc}") from None
+            raise SourceError(
+                f"the answer from InfluxDB at {self._url} broke off: {exc}", transient=True
+            ) from exc
         finally:
             response.close()
         try:
+            return self._tag_values_of(body)
+        except SourceError as exc:
+            _malformed_unless_said(exc)
+            raise
+
+    def _tag_values_of(self, body: bytes) -> dict[str, set[str]]:
+        try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}", transient=False) from exc
         values: dict[str, set[str]] = {}
         for result in self._results(doc):
             for series in expect_list(result.get("series", []), "series"):
@@ -197,16 +201,17 @@ class InfluxQLSource:
     def check(self) -> None:
         try:
             response = self._client.get("/ping")
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             raise SourceError(
-                f"InfluxDB at {self._url} did not answer /ping within {self._timeout}"
-            ) from None
+                f"InfluxDB at {self._url} did not answer /ping within {self._timeout}", transient=True
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach InfluxDB at {self._url}: {exc}") from None
+            raise SourceError(f"cannot reach InfluxDB at {self._url}: {exc}", transient=True) from exc
         if response.status_code != 204:
             raise SourceError(
                 f"InfluxDB at {self._url} answered /ping with HTTP {response.status_code}: "
-                f"{_error_text(response.content)}"
+                f"{_error_text(response.content)}",
+                transient=_transient(response.status_code),
             )
 
     def close(self) -> None:
@@ -215,19 +220,13 @@ class InfluxQLSource:
     # -- request ----------------------------------------------------------------------------------
 
     def _open(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 16)
-            + wait_random(0, self.backoff),
-            retry=retry_if_exception_type(_RetryableError),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(self._send, database, statement, chunked)
-        except _RetryableError as exc:
-            tries = "once" if self.attempts == 1 else f"{self.attempts} times"
-            raise SourceError(f"{exc} (tried {tries})") from None
+            return self.retry.call(
+                lambda: self._send(database, statement, chunked), "InfluxDB source", logger=log
+            )
+        except RetryableError as exc:
+            tries = "once" if self.retry.attempts == 1 else f"{self.retry.attempts} times"
+            raise SourceError(f"{exc} (tried {tries})", transient=True) from exc
 
     def _send(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
         params = {"db": database, "epoch": "ns"}
@@ -245,10 +244,10 @@ class InfluxQLSource:
         )
         try:
             response = self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise _RetryableError(f"InfluxDB at {self._url} did not answer within {self._timeout}") from None
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"InfluxDB at {self._url} did not answer within {self._timeout}") from exc
         except httpx.TransportError as exc:
-            raise _RetryableError(f"cannot connect to InfluxDB at {self._url}: {exc}") from None
+            raise RetryableError(f"cannot connect to InfluxDB at {self._url}: {exc}") from exc
         if response.status_code == 200:
             return response
         try:
@@ -257,10 +256,11 @@ class InfluxQLSource:
             body = b""
         finally:
             response.close()
-        message = f"InfluxDB at {self._url} answered HTTP {response.status_code}: {_error_text(body)}"
-        if response.status_code >= 500:
-            raise _RetryableError(message)
-        raise SourceError(message)
+        status = response.status_code
+        message = f"InfluxDB at {self._url} answered HTTP {status}: {_error_text(body)}"
+        if _transient(status):
+            raise RetryableError(message, retry_after(response.headers.get("Retry-After")))
+        raise SourceError(message, transient=False)
 
     # -- JSON and msgpack: documents of results ---------------------------------------------------
 
@@ -278,25 +278,34 @@ class InfluxQLSource:
             if batcher.rows >= self.chunk_size:
                 yield batcher.emit()
         if not seen_any:
-            raise SourceError(f"InfluxDB at {self._url} sent an empty response")
+            raise SourceError(f"InfluxDB at {self._url} sent an empty response", transient=True)
         if partial:
             raise SourceError(
                 f"the result stream from InfluxDB at {self._url} ended while its last chunk was marked "
-                "partial: the result is incomplete"
+                "partial: the result is incomplete",
+                transient=True,
             )
         if batcher.rows:
             yield batcher.emit()
 
     def _json_documents(self, response: httpx.Response) -> Iterator[object]:
-        for line in _lines(response.iter_bytes()):
+        for line, ended in _lines(response.iter_bytes()):
             if line.strip():
-                yield self._decode(line)
+                try:
+                    yield self._decode(line)
+                except SourceError as exc:
+                    if not ended:  # the answer stopped in the middle of a document
+                        exc.transient = True
+                    raise
 
     def _msgpack_documents(self, response: httpx.Response) -> Iterator[object]:
         try:
             yield from msgpack_documents(response.iter_bytes())
         except MalformedError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed msgpack: {exc}") from None
+            raise SourceError(
+                f"InfluxDB at {self._url} sent malformed msgpack: {exc}",
+                transient=isinstance(exc, TruncatedError),  # a stream cut inside a document
+            ) from exc
 
     def _decode(self, line: bytes) -> object:
         """One chunk; series whose values are all non-negative integers get them as a numpy array
@@ -313,36 +322,47 @@ class InfluxQLSource:
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}", transient=False) from exc
 
     def _results(self, doc: object) -> list[dict[str, Any]]:
         if not isinstance(doc, dict):
-            raise SourceError(f"InfluxDB at {self._url} sent an unexpected document: {short(doc)}")
+            raise SourceError(
+                f"InfluxDB at {self._url} sent an unexpected document: {short(doc)}", transient=False
+            )
         if "error" in doc:
-            raise SourceError(f"InfluxDB at {self._url} reported an error: {doc['error']}")
+            raise SourceError(f"InfluxDB at {self._url} reported an error: {doc['error']}", transient=False)
         results = expect_list(doc.get("results"), "results")
         for result in results:
             if not isinstance(result, dict):
-                raise SourceError(f"InfluxDB at {self._url} sent an unexpected result: {short(result)}")
+                raise SourceError(
+                    f"InfluxDB at {self._url} sent an unexpected result: {short(result)}", transient=False
+                )
             if "error" in result:
-                raise SourceError(f"InfluxDB at {self._url} could not run the query: {result['error']}")
+                raise SourceError(
+                    f"InfluxDB at {self._url} could not run the query: {result['error']}", transient=False
+                )
         return results
 
 
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _log_retry(state: RetryCallState) -> None:
-    failure = state.outcome.exception() if state.outcome is not None else None
-    wait = state.next_action.sleep if state.next_action is not None else 0.0
-    log.warning(
-        "InfluxDB source: attempt %d failed (%s); retrying in %.2fs", state.attempt_number, failure, wait
-    )
+def _transient(status: int) -> bool:
+    """Whether an HTTP error status is worth trying again later (overloaded or unavailable)."""
+    return status >= 500 or status == 429
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Lines split on ``\\n`` only: JSON escapes line feeds inside strings but leaves U+0085 raw,
-    which ``str.splitlines`` would split on too."""
+def _malformed_unless_said(error: SourceError) -> None:
+    """The batch builders raise SourceError on data of the wrong shape without saying whether it is
+    transient: malformed data is not (this source says so where it knows better)."""
+    if error.transient is None:
+        error.transient = False
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Lines split on ``\\n`` only (JSON escapes line feeds inside strings but leaves U+0085 raw,
+    which ``str.splitlines`` would split on too), each with whether its ``\\n`` arrived: only the
+    last one may lack it, when the answer was cut short."""
     pending: list[memoryview] = []  # the start of a line that continues in the next chunk
     for chunk in chunks:
         view = memoryview(chunk)
@@ -350,15 +370,15 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         while (end := chunk.find(b"\n", start)) >= 0:
             if pending:
                 pending.append(view[start:end])
-                yield b"".join(pending)
+                yield b"".join(pending), True
                 pending = []
             else:
-                yield chunk[start:end]
+                yield chunk[start:end], True
             start = end + 1
         if start < len(chunk):
             pending.append(view[start:])
     if pending:
-        yield b"".join(pending)
+        yield b"".join(pending), False
 
 
 def _error_text(body: bytes) -> str:

@@ -82,18 +82,23 @@ class Documents:
             if key in self._taken:
                 raise SinkError(
                     f"row {row.tags!r}: tag {key!r} has the name of a document field; "
-                    "leave it out of the group (group_by) or rename the output field (as)"
+                    "leave it out of the group (group_by) or rename the output field (as)",
+                    transient=False,
                 )
             doc[key] = value
         for name, number in row.values.items():
             kind = self._schema.get(name)
             if kind is None:
                 raise SinkError(
-                    f"row {row.tags!r} has field {name!r} that the job's output schema does not declare"
+                    f"row {row.tags!r} has field {name!r} that the job's output schema does not declare",
+                    transient=False,
                 )
             if kind == "long":
                 if isinstance(number, float) and not number.is_integer():
-                    raise SinkError(f"row {row.tags!r}: field {name!r} is declared long but holds {number!r}")
+                    raise SinkError(
+                        f"row {row.tags!r}: field {name!r} is declared long but holds {number!r}",
+                        transient=False,
+                    )
                 doc[name] = int(number)
             elif math.isfinite(number):  # JSON has no NaN or infinity: such a value is left out
                 doc[name] = float(number)
