@@ -60,6 +60,7 @@ from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.retry import Retry, RetryableError, retry_after
+from rollup.secrets import redact
 from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxql import build_query, tag_values_query
 from rollup.sources.jsonbatch import ObjectBatcher, expect_list, fill_integer_rows, short
@@ -330,7 +331,9 @@ class InfluxQLSource:
                 f"InfluxDB at {self._url} sent an unexpected document: {short(doc)}", transient=False
             )
         if "error" in doc:
-            raise SourceError(f"InfluxDB at {self._url} reported an error: {doc['error']}", transient=False)
+            raise SourceError(
+                redact(f"InfluxDB at {self._url} reported an error: {doc['error']}"), transient=False
+            )
         results = expect_list(doc.get("results"), "results")
         for result in results:
             if not isinstance(result, dict):
@@ -339,7 +342,8 @@ class InfluxQLSource:
                 )
             if "error" in result:
                 raise SourceError(
-                    f"InfluxDB at {self._url} could not run the query: {result['error']}", transient=False
+                    redact(f"InfluxDB at {self._url} could not run the query: {result['error']}"),
+                    transient=False,
                 )
         return results
 
@@ -394,6 +398,7 @@ def _error_text(body: bytes) -> str:
         except (ValueError, TypeError, msgpack.UnpackException):
             doc = None
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return str(doc["error"])
+        return redact(str(doc["error"]))
     text = body.decode("utf-8", "replace").strip() or "(no error text)"
-    return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "…"
+    text = text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "…"
+    return redact(text)  # a server may quote the request's credentials
