@@ -38,6 +38,12 @@ class RetryableError(Exception):
         self.retry_after = retry_after
 
 
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status is worth another attempt: the server is overloaded (429) or
+    unavailable (5xx). Any other error status needs a fix."""
+    return status >= 500 or status == 429
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header given in seconds; None if absent or an HTTP date
     (the backoff applies then)."""

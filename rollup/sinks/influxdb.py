@@ -30,7 +30,7 @@ from pydantic import ConfigDict, Field, model_validator
 from rollup.core.pipeline import OutputRow
 from rollup.errors import SinkError
 from rollup.influx import InfluxConnection
-from rollup.retry import Retry, RetryableError, retry_after
+from rollup.retry import Retry, RetryableError, retry_after, retryable_status
 from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.line_protocol import LineProtocol
@@ -127,7 +127,7 @@ class InfluxSink:
                     f"{self._what}: {self.profile.url}/ping answered HTTP {response.status_code}: "
                     f"{_message(response)}"
                 ),
-                transient=_transient(response.status_code),
+                transient=retryable_status(response.status_code),
             )
 
     def close(self) -> None:
@@ -167,7 +167,7 @@ class InfluxSink:
             return
         status = response.status_code
         message = f"HTTP {status}: {_message(response)}"
-        if _transient(status):
+        if retryable_status(status):
             raise RetryableError(message, retry_after(response.headers.get("Retry-After")))
         hint = ""
         if status in (401, 403):
@@ -181,11 +181,6 @@ class InfluxSink:
             ),
             transient=False,
         )
-
-
-def _transient(status: int) -> bool:
-    """Whether an HTTP error status is worth trying again later (overloaded or unavailable)."""
-    return status >= 500 or status == 429
 
 
 def _describe(exc: BaseException) -> str:

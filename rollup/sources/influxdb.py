@@ -59,7 +59,7 @@ import orjson
 from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
-from rollup.retry import Retry, RetryableError, retry_after
+from rollup.retry import Retry, RetryableError, retry_after, retryable_status
 from rollup.secrets import redact
 from rollup.sources.base import SourceQuery, TagMatch
 from rollup.sources.influxql import build_query, tag_values_query
@@ -212,7 +212,7 @@ class InfluxQLSource:
             raise SourceError(
                 f"InfluxDB at {self._url} answered /ping with HTTP {response.status_code}: "
                 f"{_error_text(response.content)}",
-                transient=_transient(response.status_code),
+                transient=retryable_status(response.status_code),
             )
 
     def close(self) -> None:
@@ -259,7 +259,7 @@ class InfluxQLSource:
             response.close()
         status = response.status_code
         message = f"InfluxDB at {self._url} answered HTTP {status}: {_error_text(body)}"
-        if _transient(status):
+        if retryable_status(status):
             raise RetryableError(message, retry_after(response.headers.get("Retry-After")))
         raise SourceError(message, transient=False)
 
@@ -349,11 +349,6 @@ class InfluxQLSource:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _transient(status: int) -> bool:
-    """Whether an HTTP error status is worth trying again later (overloaded or unavailable)."""
-    return status >= 500 or status == 429
 
 
 def _malformed_unless_said(error: SourceError) -> None:

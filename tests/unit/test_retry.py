@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from rollup.retry import MAX_WAIT_SECONDS, Retry, RetryableError, retry_after
+from rollup.retry import MAX_WAIT_SECONDS, Retry, RetryableError, retry_after, retryable_status
 from rollup.secrets import remember
 
 
@@ -114,3 +114,15 @@ def test_attempts_are_counted_in_words() -> None:
     assert (Retry(1, 0).tried, Retry(3, 0).tried) == ("1 attempt", "3 attempts")
     with pytest.raises(ValueError, match="attempts must be at least 1"):
         Retry(0, 0)
+
+
+def test_overloaded_and_unavailable_statuses_are_retryable_the_others_need_a_fix() -> None:
+    assert [
+        s for s in (200, 301, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504) if retryable_status(s)
+    ] == [
+        429,
+        500,
+        502,
+        503,
+        504,
+    ]
