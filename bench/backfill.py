@@ -462,7 +462,6 @@ def log(message: str) -> None:
 
 ACCEPT: dict[str, str] = {
     "json": "application/json",
-    "csv": "application/csv",
     "msgpack": "application/x-msgpack",
 }
 
@@ -793,7 +792,7 @@ def main() -> int:
     parser.add_argument(
         "--formats",
         nargs="*",
-        choices=["json", "csv", "msgpack"],
+        choices=["json", "msgpack"],
         default=["json", "msgpack"],
         help="source response formats of the rollup runs (default json msgpack; msgpack is always run)",
     )

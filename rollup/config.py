@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from rollup.errors import ConfigError
+from rollup.secrets import mask_url, redact
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"[\w\-]+")
@@ -88,9 +89,14 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
         elif kind == "missing":
             message = "required key is missing"
         elif kind in ("literal_error", "enum") or kind.endswith("_type") or kind.endswith("_parsing"):
-            message = f"{message} (got {item.get('input')!r})"
+            message = f"{message} (got {_shown(item.get('input'))})"
         lines.append(f"{location}: {message}" if location else message)
     return lines
+
+
+def _shown(value: object) -> str:
+    """A value quoted in an error, any credential masked (a URL given where a list was expected)."""
+    return redact(repr(mask_url(value) if isinstance(value, str) else value))
 
 
 def _key(part: str | int) -> str:

@@ -5,7 +5,9 @@
 * :data:`PositiveSpan` — a fixed length above zero (``unit``, ``timeout``, ``retention`` …);
 * :data:`WindowSize` — a window size above zero, calendar months allowed (``1d``, ``3h``, ``1mo``).
 
-A value serializes back to its text, so a model dumps as it was written.
+A value serializes back to its text, so a model dumps as it was written. In the environment a
+duration is its text too (``ROLLUP_LEDGER_LEASE=2s``): pydantic-settings would otherwise read the
+value of a field of a class type as JSON (``NoDecode``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-from rollup.redact import RedactingFilter
+from rollup.secrets import RedactingFilter
 
 CONTEXT_KEYS = ("job", "window", "event", "points", "rows", "duration", "sink", "error")
 

@@ -29,29 +29,12 @@ from rollup.config import config_error, known_keys, read_toml
 from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
 from rollup.durations import PositiveSpan, Span
 from rollup.errors import ConfigError
-from rollup.influx import InfluxConnection, read_secret
 from rollup.ledger import ledger_scheme
+from rollup.secrets import read_secret
+from rollup.sources.profile import SourceProfile
 
 DEFAULT_CONFIG = Path("config/rollup.toml")
 DEFAULT_LEDGER = "sqlite:state/ledger.sqlite"
-
-
-class SourceProfile(InfluxConnection):
-    """A buffer InfluxDB that jobs read from (``[sources.NAME]``)."""
-
-    chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    format: Literal["msgpack", "json", "csv"] = "msgpack"
-    concurrency: int = Field(default=1, ge=1, le=64)
-    """Queries in flight per read, each over a subset of the series (split on one tag's values)."""
-    read_ahead: int = Field(default=4, ge=0, le=1000)
-    """Batches received and parsed ahead by a reader thread per query, while the last is rolled up
-    (0: no thread, with ``concurrency = 1``)."""
-    retries: int = Field(default=3, ge=0, description="Attempts to get an answer after the first one")
-    backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry; doubles each time")
-    retention: PositiveSpan | None = Field(
-        default=None,
-        description="How long the buffer keeps raw points; older windows are never owed",
-    )
 
 
 class ServeSettings(BaseModel):

@@ -28,7 +28,7 @@ from rollup.errors import LedgerError
 from rollup.jobs.planner import Due, Tally
 from rollup.jobs.runner import JobRunner, WindowOutcome, contiguous_runs
 from rollup.ledger.base import Finished, Ledger
-from rollup.redact import redact
+from rollup.secrets import redact
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from rollup.core.windows import Window, format_instant, load_zone
 from rollup.jobs.planner import Now, plan
 from rollup.jobs.spec import JobSpec
 from rollup.ledger.base import Ledger, Record, Status
+from rollup.secrets import redact
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class JobStatus:
                 "window": instant(failure.window.start),
                 "status": failure.status,
                 "attempts": failure.attempts,
-                "error": failure.error,
+                "error": None if failure.error is None else redact(failure.error),
                 "transient": failure.transient,
                 "at": instant(failure.finished),
             },

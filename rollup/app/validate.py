@@ -10,7 +10,7 @@ from rollup.app.workspace import Workspace
 from rollup.errors import RollupError
 from rollup.jobs.runner import JobRunner
 from rollup.jobs.spec import JobSpec
-from rollup.redact import redact
+from rollup.secrets import redact
 from rollup.sinks.base import Sink
 
 

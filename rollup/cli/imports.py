@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from rollup.app.instants import parse_instant
 from rollup.errors import ConfigError, RollupError
-from rollup.redact import redact
+from rollup.secrets import redact
 
 if TYPE_CHECKING:
     from rollup.influx import InfluxConnection

@@ -14,7 +14,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from rollup.jobs.spec import JobSpec
-from rollup.redact import redact
+from rollup.secrets import redact
 
 log = logging.getLogger("rollup.cli")
 

@@ -16,6 +16,7 @@ from rollup.cli.render import short_time
 from rollup.core.windows import format_instant, load_zone
 from rollup.errors import ConfigError
 from rollup.ledger.base import Status
+from rollup.secrets import redact
 
 
 @main.command("status")
@@ -85,7 +86,7 @@ def _print_status(state: State, found: Sequence[JobStatus]) -> None:
         last_error = Text()
         if failure is not None:
             nature = {True: " (transient)", False: " (needs a fix)", None: ""}[failure.transient]
-            text = (failure.error or "")[:200]
+            text = redact(failure.error or "")[:200]
             last_error = Text(f"{short_time(entry.job, failure.window.start)}{nature}: {text}")
         owed = "?" if entry.owed is None else ("≤" if entry.origin_pending else "") + str(entry.owed)
         table.add_row(
@@ -118,7 +119,7 @@ def _print_windows(state: State, rows: WindowRows, as_json: bool) -> None:
                 "window_end": format_instant(r.window.end, zone),
                 "status": "empty" if r.status == "done" and r.points == 0 else r.status,
                 "attempts": r.attempts,
-                "error": r.error,
+                "error": None if r.error is None else redact(r.error),
                 "transient": r.transient,
                 "points": r.points,
                 "rows": r.rows,
@@ -144,6 +145,6 @@ def _print_windows(state: State, rows: WindowRows, as_json: bool) -> None:
             f"{r.points:,}",
             f"{r.rows:,}",
             "" if r.duration is None else f"{r.duration:.2f}",
-            Text((r.error or "")[:200]),
+            Text(redact(r.error or "")[:200]),
         )
     state.out.table(table)

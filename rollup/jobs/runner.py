@@ -186,7 +186,8 @@ class JobRunner:
                 "source" if isinstance(exc, SourceError) else "sink" if isinstance(exc, SinkError) else "job"
             )
             return [
-                WindowOutcome(w, points.get(w, 0), 0, elapsed, str(exc), exc.transient, cause) for w in span
+                WindowOutcome(w, points.get(w, 0), 0, elapsed, str(exc), bool(exc.transient), cause)
+                for w in span
             ]
         elapsed = (time.monotonic() - started) / len(span)
         return [WindowOutcome(r.window, r.points, len(r.rows), elapsed) for r in results]

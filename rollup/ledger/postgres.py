@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from rollup.errors import LedgerError
 from rollup.ledger.sql import Row, SqlLedger, Tx
-from rollup.redact import redact, remember
+from rollup.secrets import redact, remember
 
 CONNECT_TIMEOUT_SECONDS = 10
 _SCHEMA_LOCK = 0x726F6C6C7570  # "rollup": the advisory lock key of migrations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from rollup.app.workspace import Workspace
 from rollup.errors import ConfigError, RollupError
 from rollup.jobs.spec import JobSpec
-from rollup.redact import redact
+from rollup.secrets import redact
 from rollup.service.jobset import JobSet
 from rollup.sinks.profiles import build_sink
 

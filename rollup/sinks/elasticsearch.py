@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from rollup.errors import ConfigError
+from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.search.bulk import describe_error
 from rollup.sinks.search.client import HttpError, UnreachableError, missing_library
@@ -35,8 +36,8 @@ class ElasticsearchClient:
     def __init__(self, profile: SearchSinkProfile, what: str):
         try:
             from elasticsearch import Elasticsearch
-        except ImportError:
-            raise missing_library("elasticsearch", "elasticsearch") from None
+        except ImportError as exc:
+            raise missing_library("elasticsearch", "elasticsearch") from exc
         tls: dict[str, Any] = {"verify_certs": profile.verify_tls}
         ca_certs = profile.ca_certs(what)
         if ca_certs is not None:
@@ -52,7 +53,7 @@ class ElasticsearchClient:
                 **tls,
             )
         except (ValueError, OSError) as exc:
-            raise ConfigError(f"{what}: cannot set up the Elasticsearch client: {exc}") from None
+            raise ConfigError(redact(f"{what}: cannot set up the Elasticsearch client: {exc}")) from exc
 
     def info(self) -> Mapping[str, Any]:
         return _translated(lambda: self._client.info().body)
@@ -104,11 +105,11 @@ def _translated(call: Callable[[], T]) -> T:
         message = describe_error(body or exc.message)
         if isinstance(exc, UnsupportedProductError) or exc.meta.status == 406:
             message += ' (is it OpenSearch? then use type = "opensearch")'
-        raise HttpError(exc.meta.status, message) from None
+        raise HttpError(exc.meta.status, message) from exc
     except (ConnectionError, ConnectionTimeout) as exc:
-        raise UnreachableError(f"{type(exc).__name__}: {exc.message}") from None
+        raise UnreachableError(f"{type(exc).__name__}: {exc.message}") from exc
     except TransportError as exc:  # serialization: the answer was not what the API promises
-        raise HttpError(200, f"unreadable answer: {exc}") from None
+        raise HttpError(200, f"unreadable answer: {exc}") from exc
 
 
 class ElasticsearchSink(SearchSink):

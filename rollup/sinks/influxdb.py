@@ -12,7 +12,9 @@ Two write endpoints, one code path:
 Writes are idempotent: a point is identified by measurement, tag set and timestamp, so writing
 the same rows again overwrites them. That also makes retrying a write whose response was lost
 harmless. Connection errors, timeouts, 5xx and 429 are retried with exponential backoff and
-jitter (honouring ``Retry-After``); any other status fails at once with InfluxDB's message.
+jitter, honouring ``Retry-After`` (:mod:`rollup.retry`), and end as a transient
+:class:`~rollup.errors.SinkError` if they persist; any other status fails at once, not transient,
+with InfluxDB's message.
 """
 
 from __future__ import annotations
@@ -24,21 +26,19 @@ from typing import Literal
 
 import httpx
 from pydantic import ConfigDict, Field, model_validator
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random
 
 from rollup.core.pipeline import OutputRow
 from rollup.errors import SinkError
 from rollup.influx import InfluxConnection
+from rollup.retry import Retry, RetryableError, retry_after, retryable_status
+from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.line_protocol import LineProtocol
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 30.0
-"""No wait between two attempts is longer, whatever the backoff or ``Retry-After`` says."""
 _GZIP_LEVEL = 1
-"""Level 1 compresses line protocol ~3x at a third of the cost of level 6 (bench/line_protocol.py)."""
+"""Level 1 compresses line protocol nearly as well as level 6 at a fraction of the cost (BENCHMARKS.md)."""
 _MESSAGE_LIMIT = 1000
 
 
@@ -74,18 +74,6 @@ class InfluxSinkProfile(InfluxConnection):
             raise ValueError("the InfluxDB 2.x write API needs a token: set token_env or token_file")
         return self
 
-    @property
-    def uses_v2(self) -> bool:
-        return self.bucket is not None
-
-
-class _RetryableError(Exception):
-    """A response worth another attempt (5xx, 429)."""
-
-    def __init__(self, message: str, retry_after: float | None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class InfluxSink:
     """Writes one job's rows to InfluxDB (see the module docstring)."""
@@ -102,17 +90,9 @@ class InfluxSink:
         self.target = target
         self._what = f"InfluxDB sink {name!r}"
         self._lines = LineProtocol(target.measurement, target.schema)
-        self._secrets = [
-            secret.get_secret_value()
-            for secret in (profile.password(self._what), profile.token(self._what))
-            if secret is not None and secret.get_secret_value()
-        ]
-        self._client = profile.client(self._what, transport)
+        self._client = profile.client(self._what, transport)  # reads the secrets, remembered for redact
         self._path, self._params = self._endpoint(profile)
-        # Exponential backoff plus up to one initial backoff of random jitter (replicas spread out).
-        self._backoff = wait_exponential(multiplier=profile.backoff, max=MAX_BACKOFF_SECONDS) + wait_random(
-            0, profile.backoff
-        )
+        self._retry = Retry(profile.retries + 1, profile.backoff)
 
     @staticmethod
     def _endpoint(profile: InfluxSinkProfile) -> tuple[str, dict[str, str]]:
@@ -125,7 +105,10 @@ class InfluxSink:
         return "/write", params
 
     def write(self, rows: Sequence[OutputRow]) -> int:
-        lines = self._lines.lines(rows)
+        try:
+            lines = self._lines.lines(rows)
+        except SinkError as exc:  # a row that cannot be written: nothing was sent
+            raise SinkError(f"{self._what}: {exc}", transient=False) from exc
         size = self.profile.batch_size
         for start in range(0, len(lines), size):
             self._post(lines[start : start + size])
@@ -136,14 +119,15 @@ class InfluxSink:
             response = self._client.get("/ping")
         except httpx.HTTPError as exc:
             raise SinkError(
-                self._redact(f"{self._what}: {self.profile.url} does not answer: {_describe(exc)}")
-            ) from None
+                redact(f"{self._what}: {self.profile.url} does not answer: {_describe(exc)}"), transient=True
+            ) from exc
         if not response.is_success:
             raise SinkError(
-                self._redact(
+                redact(
                     f"{self._what}: {self.profile.url}/ping answered HTTP {response.status_code}: "
                     f"{_message(response)}"
-                )
+                ),
+                transient=retryable_status(response.status_code),
             )
 
     def close(self) -> None:
@@ -156,74 +140,47 @@ class InfluxSink:
             body = "\n".join(lines).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise SinkError(
-                f"{self._what}: a row holds text that is not valid Unicode: {exc.reason}"
-            ) from None
+                f"{self._what}: a row holds text that is not valid Unicode: {exc.reason}", transient=False
+            ) from exc
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.profile.gzip:
             body = gzip.compress(body, compresslevel=_GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
-        retrying = Retrying(
-            stop=stop_after_attempt(self.profile.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type((httpx.TransportError, _RetryableError)),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
         try:
-            retrying(self._send, body, headers)
-        except (httpx.TransportError, _RetryableError) as exc:
-            attempts = self.profile.retries + 1
-            reason = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+            self._retry.call(lambda: self._send(body, headers), self._what, logger=log)
+        except RetryableError as exc:
             raise SinkError(
-                self._redact(
+                redact(
                     f"{self._what}: writing {len(lines)} points of measurement "
                     f"{self.target.measurement!r} to {self.profile.url}{self._path} failed after "
-                    f"{attempts} attempt{'s' if attempts > 1 else ''}: {reason}"
-                )
-            ) from None
+                    f"{self._retry.tried}: {exc}"
+                ),
+                transient=True,
+            ) from exc
 
     def _send(self, body: bytes, headers: dict[str, str]) -> None:
-        response = self._client.post(self._path, params=self._params, content=body, headers=headers)
+        try:
+            response = self._client.post(self._path, params=self._params, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise RetryableError(_describe(exc)) from exc
         if response.is_success:
             return
         status = response.status_code
         message = f"HTTP {status}: {_message(response)}"
-        if status >= 500 or status == 429:
-            raise _RetryableError(message, _retry_after(response))
+        if retryable_status(status):
+            raise RetryableError(message, retry_after(response.headers.get("Retry-After")))
         hint = ""
         if status in (401, 403):
             hint = " (check the profile's username and password_env/password_file or token_env/token_file)"
         elif status == 413:
             hint = " (lower batch_size)"
         raise SinkError(
-            self._redact(
+            redact(
                 f"{self._what}: InfluxDB refused points of measurement {self.target.measurement!r}: "
                 f"{message}{hint}"
-            )
+            ),
+            transient=False,
         )
-
-    def _wait(self, state: RetryCallState) -> float:
-        delay: float = self._backoff(state)
-        failure = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(failure, _RetryableError) and failure.retry_after is not None:
-            delay = max(delay, min(failure.retry_after, MAX_BACKOFF_SECONDS))
-        return delay
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        failure = state.outcome.exception() if state.outcome is not None else None
-        reason = _describe(failure) if isinstance(failure, httpx.HTTPError) else str(failure)
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            self._redact(
-                f"{self._what}: attempt {state.attempt_number} failed ({reason}); retrying in {wait:.2f}s"
-            )
-        )
-
-    def _redact(self, text: str) -> str:
-        """Credentials travel only in headers, but never let a server's echo leak one."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def _describe(exc: BaseException) -> str:
@@ -245,13 +202,3 @@ def _message(response: httpx.Response) -> str:
     if len(text) > _MESSAGE_LIMIT:
         text = text[:_MESSAGE_LIMIT] + f"… ({len(text)} characters)"
     return text or response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: fall back to the backoff

@@ -21,8 +21,8 @@ parser of 3.x was not available to check):
 
 ``influxdb_client.Point`` is not used: on influxd 1.6.7 a tag value ``a<newline>b`` it writes is
 stored as ``a\\nb`` and ``a\\`` as ``a`` plus a space (silently different series), it types
-fields by their Python value rather than by the job's schema, and it is 2.5-3x slower (40,000 rows
-x 30 fields: 1.3-2.2 s against 3.7-5.9 s; ``python -m bench.line_protocol``).
+fields by their Python value rather than by the job's schema, and it is slower (BENCHMARKS.md,
+``python -m bench.line_protocol``).
 """
 
 from __future__ import annotations
@@ -91,10 +91,13 @@ class LineProtocol:
         if found != len(values):
             unknown = sorted(set(values) - self._known)
             raise SinkError(
-                f"row {row.tags!r} has fields {unknown} that the job's output schema does not declare"
+                f"row {row.tags!r} has fields {unknown} that the job's output schema does not declare",
+                transient=False,
             )
         if not parts:
-            raise SinkError(f"row {row.tags!r} of measurement {self.measurement!r} has no field to write")
+            raise SinkError(
+                f"row {row.tags!r} of measurement {self.measurement!r} has no field to write", transient=False
+            )
         return f"{self._measurement}{self._tags(row)} {','.join(parts)} {int(row.time)}"
 
     def _tags(self, row: OutputRow) -> str:
@@ -103,12 +106,13 @@ class LineProtocol:
             if not value:
                 continue
             if not key:
-                raise SinkError(f"row {row.tags!r}: a tag key cannot be empty")
+                raise SinkError(f"row {row.tags!r}: a tag key cannot be empty", transient=False)
             for part in (key, value):
                 if "\n" in part or part.endswith("\\"):
                     raise SinkError(
                         f"row {row.tags!r}: tag {key!r}={value!r} cannot be written in InfluxDB line "
-                        "protocol (it contains a newline or ends with a backslash)"
+                        "protocol (it contains a newline or ends with a backslash)",
+                        transient=False,
                     )
             if _needs_escape(key):
                 key = key.translate(_KEY_ESCAPES)
@@ -122,5 +126,7 @@ def _integer(value: float, name: str, row: OutputRow) -> int:
     if type(value) is int:
         return value
     if isinstance(value, float) and not value.is_integer():
-        raise SinkError(f"row {row.tags!r}: field {name!r} is declared long but holds {value!r}")
+        raise SinkError(
+            f"row {row.tags!r}: field {name!r} is declared long but holds {value!r}", transient=False
+        )
     return int(value)

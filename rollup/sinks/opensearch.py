@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import model_validator
 
 from rollup.errors import ConfigError
+from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.search.bulk import describe_error
 from rollup.sinks.search.client import HttpError, UnreachableError, missing_library
@@ -48,8 +49,8 @@ class OpenSearchClient:
     def __init__(self, profile: SearchSinkProfile, what: str):
         try:
             from opensearchpy import ImproperlyConfigured, OpenSearch
-        except ImportError:
-            raise missing_library("opensearch-py", "opensearch") from None
+        except ImportError as exc:
+            raise missing_library("opensearch-py", "opensearch") from exc
         try:
             self._client: OpenSearch = OpenSearch(
                 profile.hosts,
@@ -62,7 +63,7 @@ class OpenSearchClient:
                 http_compress=profile.gzip,
             )
         except (ImproperlyConfigured, ValueError, OSError) as exc:
-            raise ConfigError(f"{what}: cannot set up the OpenSearch client: {exc}") from None
+            raise ConfigError(redact(f"{what}: cannot set up the OpenSearch client: {exc}")) from exc
 
     def info(self) -> Mapping[str, Any]:
         return _translated(self._client.info)
@@ -97,13 +98,13 @@ def _translated(call: Callable[[], T]) -> T:
     try:
         return call()
     except ConnectionError as exc:  # includes timeouts and TLS failures
-        raise UnreachableError(f"{type(exc).__name__}: {exc.error}") from None
+        raise UnreachableError(f"{type(exc).__name__}: {exc.error}") from exc
     except TransportError as exc:
         info = exc.info.get("error") if isinstance(exc.info, dict) else exc.info
         status = exc.status_code if isinstance(exc.status_code, int) else 0
-        raise HttpError(status, describe_error(info or exc.error)) from None
+        raise HttpError(status, describe_error(info or exc.error)) from exc
     except OpenSearchException as exc:  # serialization: the answer was not what the API promises
-        raise HttpError(200, f"unreadable answer: {exc}") from None
+        raise HttpError(200, f"unreadable answer: {exc}") from exc
 
 
 class OpenSearchSink(SearchSink):

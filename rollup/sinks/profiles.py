@@ -44,6 +44,8 @@ def load_sink_profile(path: Path) -> BaseModel:
     try:
         return model(**data)
     except ValidationError as exc:
+        # Not chained: the validation error holds the file's values, a secret written under a wrong
+        # key among them, which the masking does not know (the message itself never quotes them).
         raise config_error(path, exc, known_keys({"the profile": model})) from None
 
 

@@ -4,10 +4,9 @@ The response is read as it arrives and turned into :class:`Batch` objects of abo
 rows (InfluxDB 1.x sends every series in a chunk of its own, so small series are gathered into one
 batch; a long series split over several chunks becomes one run per batch). This module speaks HTTP
 and checks the response as a whole; its rows become batches in :mod:`rollup.sources.jsonbatch`
-(JSON and msgpack, through :mod:`rollup.sources.jsonrows` and :mod:`rollup.sources.msgpackrows`)
-and :mod:`rollup.sources.csvrows`.
+(through :mod:`rollup.sources.jsonrows` and :mod:`rollup.sources.msgpackrows`).
 
-Three response formats, ``msgpack`` (the default), ``json`` and ``csv``:
+Two response formats, ``msgpack`` (the default) and ``json``:
 
 - JSON carries value types (a string ``"42"`` is not the number 42), reports a failed statement
   inside a 200 (``results[i].error``) or mid-stream (a top-level ``error`` line), and marks every
@@ -16,28 +15,21 @@ Three response formats, ``msgpack`` (the default), ``json`` and ``csv``:
 - MessagePack (``Accept: application/x-msgpack``) is the same documents, one msgpack map per chunk:
   the same types, errors and ``partial`` marks, so the same guarantees, and the same batches (a
   stream that ends inside a document is an error too).
-- CSV has none of that: no ``partial`` marker (only a broken chunked transfer encoding reveals a cut
-  stream), no types (a string field holding ``42`` reads as a number, ``true``/``false`` as
-  booleans), and InfluxDB 1.6 answers a failed statement such as "database not found" with an
-  empty 200, which reads as an empty result. Its ``tags`` column can even read two ways, which is
-  refused rather than guessed (see :mod:`rollup.sources.csvrows`).
 
-msgpack is the default because influxd, the bottleneck of a backfill, encodes it with ~20 % less CPU
-than JSON (the 2.88M-row export of ``bench/backfill.py``: 13.5 s against 17.7 s, 11.7 s against
-14.3 s in another run), and it is smaller and cheaper to read: a ``rollup backfill`` of those rows
-took 0.96-0.97 × the time of the raw JSON export of the same run, 1.09-1.29 × reading JSON
-(``bench/source_formats.py``, 200k rows with a float field, from a local influxd 1.6 on 2 cores:
-msgpack 269k rows/s end to end, JSON 193k, CSV 173k).
+InfluxDB's third format, CSV, is not offered: it has no ``partial`` marker, no types, and InfluxDB
+1.6 answers a failed statement with an empty 200, so a partial or failed read could pass for a
+short one.
+
+msgpack is the default because influxd, the bottleneck of a backfill, encodes it with less CPU
+than JSON, and it is smaller and cheaper to read (BENCHMARKS.md has the figures).
 
 Rows of non-negative integers (times and counters) are read without a Python object per value: from
-the JSON text by numpy (:mod:`rollup.sources.jsonrows`, ~3M rows/s), from the msgpack bytes by numpy
-views in runs of rows encoded alike (:mod:`rollup.sources.msgpackrows`, ~10M rows/s); other rows
-are decoded by orjson or the msgpack package; CSV rows go through Python's csv module one by one
-(~0.25M rows/s).
+the JSON text by numpy (:mod:`rollup.sources.jsonrows`), from the msgpack bytes by numpy views in
+runs of rows encoded alike (:mod:`rollup.sources.msgpackrows`); other rows are decoded by orjson
+or the msgpack package.
 
 Responses are requested uncompressed unless ``compress=True``: on a fast link, gzipping costs
-influxd more time than the 3-6x smaller transfer saves (JSON from a local influxd 1.6: 95-135k
-rows/s gzipped against 150-215k rows/s plain).
+influxd more time than the smaller transfer saves (BENCHMARKS.md).
 
 Reading overlaps rolling up: a thread per query receives and parses up to ``read_ahead`` batches
 ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
@@ -47,15 +39,15 @@ each group's rows come in one order) and N queries run at once, their batches in
 subset is "every other value", so a series whose tag value appeared meanwhile is not missed. That
 pays off when influxd has cores to spare.
 
-Connecting is retried with exponential backoff and jitter (connection errors, timeouts, HTTP 5xx);
-once a response is being read nothing is retried, since the caller may already hold batches from it.
+Connecting is retried (:mod:`rollup.retry`: connection errors, timeouts, HTTP 5xx and 429, with
+exponential backoff and jitter); once a response is being read nothing is retried, since the caller
+may already hold batches from it. Every :class:`SourceError` says whether it is transient
+(:mod:`rollup.errors`): the server unreachable, overloaded or cutting the answer short is; an HTTP
+4xx, a query error inside the answer and malformed data are not.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -63,20 +55,13 @@ from typing import Any, Literal
 import httpx
 import msgpack
 import orjson
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
+from rollup.retry import Retry, RetryableError, retry_after, retryable_status
+from rollup.secrets import redact
 from rollup.sources.base import SourceQuery, SourceSchema, TagMatch
-from rollup.sources.csvrows import TextBatcher, texts
 from rollup.sources.influxql import (
     build_query,
     first_point_query,
@@ -86,20 +71,16 @@ from rollup.sources.influxql import (
 )
 from rollup.sources.jsonbatch import ObjectBatcher, expect_list, fill_integer_rows, short
 from rollup.sources.jsonrows import split_values
-from rollup.sources.msgpackrows import MalformedError
+from rollup.sources.msgpackrows import MalformedError, TruncatedError
 from rollup.sources.msgpackrows import documents as msgpack_documents
 from rollup.sources.prefetch import read_ahead
 
 log = logging.getLogger(__name__)
 
-Format = Literal["json", "csv", "msgpack"]
+Format = Literal["json", "msgpack"]
 
 _ERROR_TEXT_LIMIT = 500
-_ACCEPT = {"json": "application/json", "csv": "application/csv", "msgpack": "application/x-msgpack"}
-
-
-class _RetryableError(SourceError):
-    """A failure before any response body was read: the request can safely be sent again."""
+_ACCEPT = {"json": "application/json", "msgpack": "application/x-msgpack"}
 
 
 class InfluxQLSource:
@@ -124,14 +105,11 @@ class InfluxQLSource:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if read_ahead < 0:
             raise ValueError(f"read_ahead must not be negative, got {read_ahead}")
-        if format not in ("json", "csv", "msgpack"):
-            raise ValueError(f"format must be 'json', 'csv' or 'msgpack', got {format!r}")
-        if attempts < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts}")
+        if format not in ("json", "msgpack"):
+            raise ValueError(f"format must be 'msgpack' or 'json', got {format!r}")
         self.chunk_size = chunk_size
         self.format: Format = format
-        self.attempts = attempts
-        self.backoff = backoff
+        self.retry = Retry(attempts, backoff)
         self.compress = compress
         self.concurrency = concurrency
         self.read_ahead = read_ahead
@@ -154,16 +132,20 @@ class InfluxQLSource:
         try:
             if self.format == "json":
                 yield from self._read_documents(self._json_documents(response), query.fields)
-            elif self.format == "msgpack":
-                yield from self._read_documents(self._msgpack_documents(response), query.fields)
             else:
-                yield from self._read_csv(response, query.fields)
-        except httpx.TimeoutException:
+                yield from self._read_documents(self._msgpack_documents(response), query.fields)
+        except httpx.TimeoutException as exc:
             raise SourceError(
-                f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result"
-            ) from None
+                f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result",
+                transient=True,
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"the result stream from InfluxDB at {self._url} broke off: {exc}") from None
+            raise SourceError(
+                f"the result stream from InfluxDB at {self._url} broke off: {exc}", transient=True
+            ) from exc
+        except SourceError as exc:
+            _malformed_unless_said(exc)
+            raise
         finally:
             response.close()
 
@@ -212,7 +194,7 @@ class InfluxQLSource:
             for row in expect_list(series.get("values", []), "values"):
                 if isinstance(row, list) and row and isinstance(row[0], int):
                     return int(row[0])
-                raise SourceError(f"unexpected point in the InfluxDB response: {short(row)}")
+                raise SourceError(f"unexpected point in the InfluxDB response: {short(row)}", transient=False)
         return None
 
     def _rows(self, database: str, statement: str, width: int) -> list[list[str]]:
@@ -221,7 +203,9 @@ class InfluxQLSource:
         for series in self._series(database, statement):
             for row in expect_list(series.get("values", []), "values"):
                 if not (isinstance(row, list) and len(row) == width and all(isinstance(x, str) for x in row)):
-                    raise SourceError(f"unexpected row in the InfluxDB response: {short(row)}")
+                    raise SourceError(
+                        f"unexpected row in the InfluxDB response: {short(row)}", transient=False
+                    )
                 rows.append(row)
         return rows
 
@@ -231,13 +215,22 @@ class InfluxQLSource:
         try:
             body = response.read()
         except httpx.HTTPError as exc:
-            raise SourceError(f"the answer from InfluxDB at {self._url} broke off: {exc}") from None
+            raise SourceError(
+                f"the answer from InfluxDB at {self._url} broke off: {exc}", transient=True
+            ) from exc
         finally:
             response.close()
         try:
+            return self._series_of(body)
+        except SourceError as exc:
+            _malformed_unless_said(exc)
+            raise
+
+    def _series_of(self, body: bytes) -> list[dict[str, Any]]:
+        try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}", transient=False) from exc
         found: list[dict[str, Any]] = []
         for result in self._results(doc):
             for series in expect_list(result.get("series", []), "series"):
@@ -249,16 +242,17 @@ class InfluxQLSource:
     def check(self) -> None:
         try:
             response = self._client.get("/ping")
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             raise SourceError(
-                f"InfluxDB at {self._url} did not answer /ping within {self._timeout}"
-            ) from None
+                f"InfluxDB at {self._url} did not answer /ping within {self._timeout}", transient=True
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach InfluxDB at {self._url}: {exc}") from None
+            raise SourceError(f"cannot reach InfluxDB at {self._url}: {exc}", transient=True) from exc
         if response.status_code != 204:
             raise SourceError(
                 f"InfluxDB at {self._url} answered /ping with HTTP {response.status_code}: "
-                f"{_error_text(response.content)}"
+                f"{_error_text(response.content)}",
+                transient=retryable_status(response.status_code),
             )
 
     def close(self) -> None:
@@ -267,19 +261,13 @@ class InfluxQLSource:
     # -- request ----------------------------------------------------------------------------------
 
     def _open(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 16)
-            + wait_random(0, self.backoff),
-            retry=retry_if_exception_type(_RetryableError),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(self._send, database, statement, chunked)
-        except _RetryableError as exc:
-            tries = "once" if self.attempts == 1 else f"{self.attempts} times"
-            raise SourceError(f"{exc} (tried {tries})") from None
+            return self.retry.call(
+                lambda: self._send(database, statement, chunked), "InfluxDB source", logger=log
+            )
+        except RetryableError as exc:
+            tries = "once" if self.retry.attempts == 1 else f"{self.retry.attempts} times"
+            raise SourceError(f"{exc} (tried {tries})", transient=True) from exc
 
     def _send(self, database: str, statement: str, chunked: bool = True) -> httpx.Response:
         params = {"db": database, "epoch": "ns"}
@@ -297,10 +285,10 @@ class InfluxQLSource:
         )
         try:
             response = self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise _RetryableError(f"InfluxDB at {self._url} did not answer within {self._timeout}") from None
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"InfluxDB at {self._url} did not answer within {self._timeout}") from exc
         except httpx.TransportError as exc:
-            raise _RetryableError(f"cannot connect to InfluxDB at {self._url}: {exc}") from None
+            raise RetryableError(f"cannot connect to InfluxDB at {self._url}: {exc}") from exc
         if response.status_code == 200:
             return response
         try:
@@ -309,10 +297,11 @@ class InfluxQLSource:
             body = b""
         finally:
             response.close()
-        message = f"InfluxDB at {self._url} answered HTTP {response.status_code}: {_error_text(body)}"
-        if response.status_code >= 500:
-            raise _RetryableError(message)
-        raise SourceError(message)
+        status = response.status_code
+        message = f"InfluxDB at {self._url} answered HTTP {status}: {_error_text(body)}"
+        if retryable_status(status):
+            raise RetryableError(message, retry_after(response.headers.get("Retry-After")))
+        raise SourceError(message, transient=False)
 
     # -- JSON and msgpack: documents of results ---------------------------------------------------
 
@@ -330,25 +319,34 @@ class InfluxQLSource:
             if batcher.rows >= self.chunk_size:
                 yield batcher.emit()
         if not seen_any:
-            raise SourceError(f"InfluxDB at {self._url} sent an empty response")
+            raise SourceError(f"InfluxDB at {self._url} sent an empty response", transient=True)
         if partial:
             raise SourceError(
                 f"the result stream from InfluxDB at {self._url} ended while its last chunk was marked "
-                "partial: the result is incomplete"
+                "partial: the result is incomplete",
+                transient=True,
             )
         if batcher.rows:
             yield batcher.emit()
 
     def _json_documents(self, response: httpx.Response) -> Iterator[object]:
-        for line in _lines(response.iter_bytes()):
+        for line, ended in _lines(response.iter_bytes()):
             if line.strip():
-                yield self._decode(line)
+                try:
+                    yield self._decode(line)
+                except SourceError as exc:
+                    if not ended:  # the answer stopped in the middle of a document
+                        exc.transient = True
+                    raise
 
     def _msgpack_documents(self, response: httpx.Response) -> Iterator[object]:
         try:
             yield from msgpack_documents(response.iter_bytes())
         except MalformedError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed msgpack: {exc}") from None
+            raise SourceError(
+                f"InfluxDB at {self._url} sent malformed msgpack: {exc}",
+                transient=isinstance(exc, TruncatedError),  # a stream cut inside a document
+            ) from exc
 
     def _decode(self, line: bytes) -> object:
         """One chunk; series whose values are all non-negative integers get them as a numpy array
@@ -365,52 +363,45 @@ class InfluxQLSource:
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}") from None
+            raise SourceError(f"InfluxDB at {self._url} sent malformed JSON: {exc}", transient=False) from exc
 
     def _results(self, doc: object) -> list[dict[str, Any]]:
         if not isinstance(doc, dict):
-            raise SourceError(f"InfluxDB at {self._url} sent an unexpected document: {short(doc)}")
+            raise SourceError(
+                f"InfluxDB at {self._url} sent an unexpected document: {short(doc)}", transient=False
+            )
         if "error" in doc:
-            raise SourceError(f"InfluxDB at {self._url} reported an error: {doc['error']}")
+            raise SourceError(
+                redact(f"InfluxDB at {self._url} reported an error: {doc['error']}"), transient=False
+            )
         results = expect_list(doc.get("results"), "results")
         for result in results:
             if not isinstance(result, dict):
-                raise SourceError(f"InfluxDB at {self._url} sent an unexpected result: {short(result)}")
+                raise SourceError(
+                    f"InfluxDB at {self._url} sent an unexpected result: {short(result)}", transient=False
+                )
             if "error" in result:
-                raise SourceError(f"InfluxDB at {self._url} could not run the query: {result['error']}")
+                raise SourceError(
+                    redact(f"InfluxDB at {self._url} could not run the query: {result['error']}"),
+                    transient=False,
+                )
         return results
-
-    # -- CSV --------------------------------------------------------------------------------------
-
-    def _read_csv(self, response: httpx.Response, fields: Sequence[str]) -> Iterator[Batch]:
-        batcher = TextBatcher(fields, self._url)
-        lines = itertools.chain.from_iterable(map(io.StringIO, texts(response.iter_bytes())))
-        reader = csv.reader(lines)
-        try:
-            while block := list(itertools.islice(reader, self.chunk_size - batcher.rows)):
-                batcher.add(block)
-                if batcher.rows >= self.chunk_size:
-                    yield batcher.emit()
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise SourceError(f"InfluxDB at {self._url} sent malformed CSV: {exc}") from None
-        if batcher.rows:
-            yield batcher.emit()
 
 
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _log_retry(state: RetryCallState) -> None:
-    failure = state.outcome.exception() if state.outcome is not None else None
-    wait = state.next_action.sleep if state.next_action is not None else 0.0
-    log.warning(
-        "InfluxDB source: attempt %d failed (%s); retrying in %.2fs", state.attempt_number, failure, wait
-    )
+def _malformed_unless_said(error: SourceError) -> None:
+    """The batch builders raise SourceError on data of the wrong shape without saying whether it is
+    transient: malformed data is not (this source says so where it knows better)."""
+    if error.transient is None:
+        error.transient = False
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Lines split on ``\\n`` only: JSON escapes line feeds inside strings but leaves U+0085 raw,
-    which ``str.splitlines`` would split on too."""
+def _lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Lines split on ``\\n`` only (JSON escapes line feeds inside strings but leaves U+0085 raw,
+    which ``str.splitlines`` would split on too), each with whether its ``\\n`` arrived: only the
+    last one may lack it, when the answer was cut short."""
     pending: list[memoryview] = []  # the start of a line that continues in the next chunk
     for chunk in chunks:
         view = memoryview(chunk)
@@ -418,20 +409,20 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         while (end := chunk.find(b"\n", start)) >= 0:
             if pending:
                 pending.append(view[start:end])
-                yield b"".join(pending)
+                yield b"".join(pending), True
                 pending = []
             else:
-                yield chunk[start:end]
+                yield chunk[start:end], True
             start = end + 1
         if start < len(chunk):
             pending.append(view[start:])
     if pending:
-        yield b"".join(pending)
+        yield b"".join(pending), False
 
 
 def _error_text(body: bytes) -> str:
-    """InfluxDB's error message from a JSON or msgpack (``{"error": …}``) or CSV (``error\\n"…"``)
-    body (influxd answers an error in the format asked for)."""
+    """InfluxDB's error message from a JSON or msgpack (``{"error": …}``) body (influxd answers an
+    error in the format asked for)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -442,10 +433,7 @@ def _error_text(body: bytes) -> str:
         except (ValueError, TypeError, msgpack.UnpackException):
             doc = None
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return str(doc["error"])
-    text = body.decode("utf-8", "replace").strip()
-    rows = [row for row in csv.reader(io.StringIO(text)) if row] if text.startswith("error") else []
-    if len(rows) == 2 and rows[0] == ["error"]:
-        text = ",".join(rows[1])
-    text = text or "(no error text)"
-    return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "…"
+        return redact(str(doc["error"]))
+    text = body.decode("utf-8", "replace").strip() or "(no error text)"
+    text = text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "…"
+    return redact(text)  # a server may quote the request's credentials

@@ -10,8 +10,7 @@ documents of a MessagePack response (:mod:`rollup.sources.msgpackrows`) come the
 Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
 (``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float
 anywhere makes the column ``float64``. A missing value (``null``) is simply not valid; a string or
-a boolean is not valid and counted as invalid (:func:`object_column`, which CSV cells that are not
-all numbers go through too).
+a boolean is not valid and counted as invalid (:func:`object_column`).
 """
 
 from __future__ import annotations

@@ -247,50 +247,11 @@ def test_retention_policy(influx: InfluxHelper, out: str) -> None:
     assert read_back(influx) == []
 
 
-def test_field_type_conflict_shows_influxdb_message(influx: InfluxHelper, out: str, sink: InfluxSink) -> None:
-    sink.write(sample_rows(1))
-    as_long = InfluxSink("archive", profile(influx.url, out), target(schema={"bytes_mean": "long"}))
-    row = OutputRow({"host": "x"}, Window(T0, T0 + DAY), T0, {"bytes_mean": 3})
-    started = time.monotonic()
-    with pytest.raises(SinkError) as caught:
-        as_long.write([row])
-    as_long.close()
-    assert time.monotonic() - started < 2, "a 400 is not retried"
-    message = str(caught.value)
-    assert "'archive'" in message
-    assert "measurement 'iface_daily'" in message
-    assert "HTTP 400" in message
-    assert (
-        'field type conflict: input field "bytes_mean" on measurement "iface_daily" is type integer'
-        in message
-    )
-
-
 def test_missing_database_is_reported(influx: InfluxHelper) -> None:
     nowhere = InfluxSink("archive", profile(influx.url, "no_such_db"), target())
     with pytest.raises(SinkError, match=r"HTTP 404: database not found: \"no_such_db\""):
         nowhere.write(sample_rows(1))
     nowhere.close()
-
-
-def test_check(influx: InfluxHelper, sink: InfluxSink) -> None:
-    sink.check()
-
-
-def test_stopped_server_fails_after_retries(tmp_path: Path) -> None:
-    server = start_influxd(tmp_path / "influxd")
-    server.stop()
-    down = InfluxSink("archive", profile(server.url, "db", retries=4, backoff=0.05), target())
-    started = time.monotonic()
-    with pytest.raises(SinkError) as caught:
-        down.write(sample_rows(2))
-    elapsed = time.monotonic() - started
-    with pytest.raises(SinkError, match="does not answer"):
-        down.check()
-    down.close()
-    assert 0.05 + 0.1 + 0.2 + 0.4 <= elapsed < 5
-    message = str(caught.value)
-    assert f"to {server.url}/write failed after 5 attempts: ConnectError" in message
 
 
 def test_server_back_within_the_retries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000
-FORMATS: tuple[Format, ...] = ("json", "csv", "msgpack")
+FORMATS: tuple[Format, ...] = ("json", "msgpack")
 
 Row = tuple[SeriesKey, int, tuple[object, ...]]
 
@@ -283,12 +283,6 @@ def test_database_not_found_is_a_source_error(influx: InfluxHelper, fmt: Format)
     source = source_for(influx.url, format=fmt)
     with pytest.raises(SourceError, match="database not found: no_such_db"):
         list(source.read(SourceQuery("no_such_db", "m", ("v",), T0, T0 + S)))
-
-
-def test_csv_cannot_see_database_not_found(influx: InfluxHelper) -> None:
-    """A documented limitation of the CSV format: influxd 1.6 answers with an empty 200."""
-    source = source_for(influx.url, format="csv")
-    assert list(source.read(SourceQuery("no_such_db", "m", ("v",), T0, T0 + S))) == []
 
 
 def test_check_pings_the_real_server(influx: InfluxHelper) -> None:

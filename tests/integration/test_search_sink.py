@@ -17,7 +17,6 @@ from rollup.sinks.elasticsearch import ElasticsearchSink, ElasticsearchSinkProfi
 from rollup.sinks.opensearch import OpenSearchSink, OpenSearchSinkProfile
 from rollup.sinks.search.documents import document_id
 from rollup.sinks.search.sink import SearchSink
-from scripts.servers import free_port
 from tests.conftest import SearchHelper
 
 pytestmark = pytest.mark.integration
@@ -189,20 +188,6 @@ def test_a_field_added_to_the_job_is_added_to_the_existing_index(
     assert len(search.documents()) == 2
 
 
-def test_a_changed_field_type_is_reported_as_a_mapping_conflict(
-    search: SearchHelper, make_sink: MakeSink
-) -> None:
-    make_sink().write(rows(count=1))
-    changed = make_sink(target(schema={**SCHEMA, "in_mean": "long"}))
-    with pytest.raises(SinkError) as caught:
-        changed.write([OutputRow({"host": "a"}, NOV1, NOV1.start, {"in_mean": 3})])
-    message = str(caught.value)
-    assert "sink 'search'" in message
-    assert f"mapping of index '{search.prefix}-bw-2026.11'" in message
-    assert "HTTP 400" in message
-    assert "in_mean" in message
-
-
 def test_rejected_documents_are_reported_with_their_errors(search: SearchHelper, make_sink: MakeSink) -> None:
     """An index whose mapping disagrees with the documents (here made by hand): the first item
     errors are in the message, and the documents that were accepted are not counted as written."""
@@ -256,20 +241,6 @@ def test_install_template_false_writes_into_what_is_there(search: SearchHelper, 
     make_sink(install_template=False).write(rows(count=2))
     assert search.templates() == {}
     assert len(search.documents()) == 2
-
-
-def test_check_answers(make_sink: MakeSink) -> None:
-    make_sink().check()
-
-
-def test_nothing_listening_fails_after_the_retries(make_sink: MakeSink) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    sink = make_sink(url=url, retries=2)
-    with pytest.raises(SinkError) as caught:
-        sink.write(rows(count=1))
-    assert f"at {url} failed after 3 attempts" in str(caught.value)
-    with pytest.raises(SinkError, match="does not answer"):
-        sink.check()
 
 
 def test_the_elasticsearch_type_on_opensearch_says_which_type_to_use(opensearch_url: str) -> None:

@@ -316,3 +316,100 @@ def test_tls_certificates_are_verified_unless_the_profile_trusts_their_ca(
     assert result.code == 0, result.stderr
     assert len(influx.points("bw_daily", database=workspace.out_database)) == 1
     assert len(search.documents()) == 1
+
+
+# -- credentials written into a URL -----------------------------------------------------------------
+
+URL_SECRET = "Url-Pa55-S3cret"
+BAD_URLS = {
+    "scheme": "influx://admin:{secret}@{host}",
+    "typo": "htps://elastic:{secret}@{host}",
+    "no-scheme": "elastic:{secret}@{host}",
+    "query": "http://{host}/?u=rollup&p={secret}",
+    "token": "http://{host}/?db=raw&token={secret}",
+}
+
+
+def bad_url(form: str, server: RunningServer) -> str:
+    return BAD_URLS[form].format(secret=URL_SECRET, host=server.url.removeprefix("http://"))
+
+
+@pytest.fixture
+def plain(tmp_path: Path, secured: RunningServer) -> Workspace:
+    """A valid workspace on the secured influxd: one job, the sink ``out``."""
+    made = Workspace(tmp_path / "ws", secured.url, "raw")
+    made.job("bw", JOB.format(name="bw", source="buffer", sink="out"))
+    return made
+
+
+def refused(workspace: Workspace, env: dict[str, str] | None = None) -> list[CliResult]:
+    """``jobs validate`` and ``run``, both refused (exit 2), neither echoing the secret, nothing started."""
+    env = {**NOW, "ROLLUP_LOG_LEVEL": "DEBUG", **(env or {})}
+    results = [workspace.run("jobs", "validate", env=env), workspace.run("run", env=env)]
+    for result in results:
+        assert result.code == 2, result.stderr
+        assert URL_SECRET not in result.stdout + result.stderr
+    assert not (workspace.root / "state").exists(), "nothing started: no ledger"
+    return results
+
+
+@pytest.mark.parametrize("kind", ["influxdb", "elasticsearch", "opensearch"])
+def test_a_sink_url_with_credentials_is_refused_without_echoing_them(
+    plain: Workspace, secured: RunningServer, kind: str
+) -> None:
+    for form in BAD_URLS:
+        database = 'database = "raw_out"\n' if kind == "influxdb" else ""
+        plain.sink(form, f'type = "{kind}"\nurl = "{bad_url(form, secured)}"\n{database}')
+    for result in refused(plain):
+        for form in BAD_URLS:
+            assert f"sinks/{form}.toml: url: credentials cannot be written into the URL" in result.stderr
+        assert "query parameter 'p' holds a password): use username and password_env" in result.stderr
+        assert "query parameter 'token' holds a token): use token_env or token_file" in result.stderr
+
+
+def test_a_source_url_with_credentials_is_refused_without_echoing_them(
+    plain: Workspace, secured: RunningServer
+) -> None:
+    config = plain.root / "config" / "rollup.toml"
+    config.write_text(
+        config.read_text()
+        + "".join(f'[sources.{form}]\nurl = "{bad_url(form, secured)}"\n' for form in BAD_URLS)
+    )
+    for result in refused(plain):
+        for form in BAD_URLS:
+            assert f"sources.{form}.url: credentials cannot be written into the URL" in result.stderr
+
+
+@pytest.mark.parametrize("form", ["scheme", "query"])
+def test_a_source_url_with_credentials_from_the_environment_is_refused_without_echoing_them(
+    plain: Workspace, secured: RunningServer, form: str
+) -> None:
+    [validate, _] = refused(plain, {"ROLLUP_SOURCES__BUFFER__URL": bad_url(form, secured)})
+    assert "sources.buffer.url: credentials cannot be written into the URL" in validate.stderr
+
+
+def test_status_masks_url_credentials_in_errors_recorded_before_they_were_refused(
+    plain: Workspace, secured: RunningServer
+) -> None:
+    """A ledger written by an earlier rollup, which took ``?u=…&p=…`` and printed it in its errors."""
+    from pydantic import SecretStr
+
+    from rollup.core.windows import Window
+    from rollup.ledger import open_ledger
+    from rollup.ledger.base import Finished
+
+    day = Window(DAY1 * S, (DAY1 + 86_400) * S)
+    stale = (
+        f"cannot connect to InfluxDB at http://127.0.0.1:1/query?db=raw&u=rollup&p={URL_SECRET}: refused; "
+        f"InfluxDB sink 'out': http://rollup:{URL_SECRET}@127.0.0.1:1/ping does not answer"
+    )
+    (plain.root / "state").mkdir()
+    with open_ledger(SecretStr(f"sqlite:{plain.root / 'state' / 'ledger.sqlite'}"), None) as ledger:
+        assert ledger.claim("bw", [(day, None)], "old", day.end, 60 * S) == [day]
+        ledger.finish("bw", [Finished(day, stale, 0, 0, 0.1)], "old", day.end + S)
+
+    status = plain.run("status", env=NOW)
+    assert status.code == 0, status.stderr
+    assert "query?db=raw&u=***&p=***" in status.stdout
+    assert "http://rollup:***@127.0.0.1:1/ping" in status.stdout
+    assert URL_SECRET not in status.stdout + status.stderr

@@ -118,12 +118,6 @@ def test_request_carries_basic_auth_in_a_header_not_the_url(monkeypatch: pytest.
     assert "s3cret" not in str(request.url)
 
 
-def test_csv_format_asks_for_csv() -> None:
-    handler = Counting(httpx.Response(200, content=b""))
-    read_all(make_source(handler, format="csv"))
-    assert handler.requests[0].headers["Accept"] == "application/csv"
-
-
 # -- errors -----------------------------------------------------------------------------------------
 
 
@@ -210,12 +204,6 @@ def test_401_names_status_and_influx_error_and_is_not_retried(monkeypatch: pytes
     assert "hunter2-secret" not in message
     assert base64.b64encode(b"admin:hunter2-secret").decode() not in message
     assert len(handler.requests) == 1
-
-
-def test_400_from_a_csv_request_shows_the_csv_error_text() -> None:
-    body = b'error\n"error parsing query: found WHERE, expected ; at line 1, char 30"\n'
-    with pytest.raises(SourceError, match="HTTP 400: error parsing query: found WHERE"):
-        read_all(make_source(answer(body, status=400), format="csv"))
 
 
 def test_500_then_success_is_retried() -> None:

@@ -1,6 +1,7 @@
 """NaN and infinite values cannot be stored in influxd 1.x (its line protocol refuses them and its JSON
-cannot carry them), but another server behind the v1 API may send them in CSV: they are skipped
-and counted in ``<field>_invalid`` from the response to the written line, like text and booleans.
+cannot carry them), but another server behind the v1 API may send them in MessagePack, whose floats
+can hold them: they are skipped and counted in ``<field>_invalid`` from the response to the written
+line, like text and booleans.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import math
 
 import httpx
+import msgpack
 
 from rollup.core.pipeline import Rollup
 from rollup.core.spec import FieldRule, RollupSpec, output_schema
@@ -27,13 +29,13 @@ SPEC = RollupSpec(
 )
 
 
-def roll_up(body: str, fmt: Format) -> str:
+def roll_up(body: str | bytes, fmt: Format) -> str:
     """The line written for ``body``, a response to a query of ``temp`` and ``octets``."""
     source = InfluxQLSource(
         InfluxConnection(url="http://influx.example:8086"),
         format=fmt,
         attempts=1,
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, text=body)),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
     )
     rollup = Rollup(SPEC, [WINDOW])
     for batch in source.read(SourceQuery("db", "m", ("temp", "octets"), WINDOW.start, WINDOW.end)):
@@ -44,16 +46,17 @@ def roll_up(body: str, fmt: Format) -> str:
     return LineProtocol("out", output_schema(SPEC)).line(row)
 
 
-def test_nan_and_infinities_in_csv_are_skipped_and_counted() -> None:
-    rows = [
-        (1, "NaN", 0),
-        (2, "20", 100),
-        (3, "inf", 200),
-        (4, "-Infinity", 300),
-        (5, "22", 400),
+def test_nan_and_infinities_in_msgpack_are_skipped_and_counted() -> None:
+    values = [
+        [1 * S, math.nan, 0],
+        [2 * S, 20.0, 100],
+        [3 * S, math.inf, 200],
+        [4 * S, -math.inf, 300],
+        [5 * S, 22.0, 400],
     ]
-    body = "name,tags,time,temp,octets\n" + "".join(f"m,host=a,{t * S},{v},{o}\n" for t, v, o in rows)
-    line = roll_up(body, "csv")
+    series = {"name": "m", "tags": {"host": "a"}, "columns": ["time", "temp", "octets"], "values": values}
+    body = msgpack.packb({"results": [{"statement_id": 0, "series": [series]}]})
+    line = roll_up(body, "msgpack")
     assert "temp_count=2i,temp_invalid=3i,temp_max=22.0,temp_mean=21.0,temp_min=20.0,temp_samples=2i" in line
     assert "in_mean=100.0" in line
     assert "nan" not in line.lower()

@@ -105,6 +105,33 @@ def test_a_series_tag_named_like_a_document_field_is_refused() -> None:
         Documents(target(tags=None)).source(row({"host": "a", "job": "x"}))
 
 
+@pytest.mark.parametrize("tag", ["_id", "_index", "_source", "_routing", "_ignored", "_anything"])
+def test_a_group_by_tag_named_like_search_metadata_is_refused_with_its_name_and_the_reason(tag: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Documents(target(tags=("host", tag)))
+    message = str(raised.value)
+    assert message.startswith(f"job bw: group_by tag(s) {tag} cannot be document fields: ")
+    assert "reserve names starting with '_' for metadata fields" in message
+    assert "leave them out of group_by" in message
+
+
+def test_an_output_field_named_like_search_metadata_is_refused() -> None:
+    schema = {"_id_mean": "double", "in_mean": "double"}
+    with pytest.raises(
+        ConfigError, match=r"job bw: output field\(s\) _id_mean cannot be document fields: .*\(as\)"
+    ):
+        Documents(OutputTarget("bw", "bw_daily", "1d", "UTC", ("host",), schema))  # type: ignore[arg-type]
+
+
+def test_a_series_tag_named_like_search_metadata_is_refused_when_written() -> None:
+    with pytest.raises(SinkError) as raised:
+        Documents(target(tags=None)).source(row({"host": "a", "_id": "x"}))
+    assert "tag '_id' cannot be a document field: Elasticsearch and OpenSearch reserve" in str(raised.value)
+    assert raised.value.transient is False
+    # an empty value is no tag of the group: nothing to refuse
+    assert "_id" not in Documents(target(tags=None)).source(row({"host": "a", "_id": ""}))
+
+
 def test_the_id_depends_on_job_group_and_window_start_only() -> None:
     base = row({"host": "a", "if": "xe-0"}, in_mean=1.0)
     same = OutputRow({"if": "xe-0", "host": "a", "rack": ""}, base.window, base.window.end, {"in_mean": 9.0})

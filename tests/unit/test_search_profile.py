@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rollup.errors import ConfigError
-from rollup.redact import RedactingFilter
+from rollup.secrets import RedactingFilter
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.elasticsearch import ElasticsearchSinkProfile
 from rollup.sinks.opensearch import OpenSearchSinkProfile

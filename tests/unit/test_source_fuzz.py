@@ -1,5 +1,5 @@
 """Fuzzing the InfluxDB response parser: whatever body a server sends with HTTP 200 — random bytes,
-JSON, CSV or msgpack of the wrong shape, wrong columns, a valid response cut anywhere — reading it
+JSON or msgpack of the wrong shape, wrong columns, a valid response cut anywhere — reading it
 either gives batches or raises :class:`SourceError`; nothing else escapes.
 
 And a JSON or msgpack response cut short is never taken for a short result: reading a cut response
@@ -10,8 +10,6 @@ same response in msgpack reads as the same rows as in JSON.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -170,37 +168,13 @@ def msgpack_bodies(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def csv_bodies(draw: st.DrawFn) -> bytes:
-    """Header and rows shaped like InfluxDB's CSV, with wrong columns, widths and cells mixed in."""
-    header = draw(
-        st.one_of(
-            st.just(["name", "tags", "time", "v", "w"]),
-            st.permutations(["name", "tags", "time", "v", "w"]).map(list),
-            st.lists(st.sampled_from(["name", "tags", "time", "v", "w", "x", ""]), max_size=6),
-        )
-    )
-    tags = st.one_of(st.just(""), st.just("host=a"), st.just("host=a,if=b"), st.text(max_size=8))
-    numbers = st.one_of(st.integers(-(2**65), 2**65).map(str), st.floats().map(repr))
-    cells = st.one_of(numbers, numbers, st.just(""), st.text(max_size=4))
-    row = st.tuples(tags, st.integers(0, 10**12).map(str) | st.text(max_size=3), st.lists(cells, max_size=4))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for tag, time, values in draw(st.lists(row, max_size=6)):
-        writer.writerow(["m", tag, time, *values])
-        if draw(st.integers(1, 10)) == 10:
-            writer.writerow(draw(st.lists(st.text(max_size=4), max_size=4)))
-    return buffer.getvalue().encode()
-
-
-@st.composite
 def cut(draw: st.DrawFn, bodies: st.SearchStrategy[bytes]) -> bytes:
     body = draw(bodies)
     return body[: draw(st.integers(0, len(body)))]
 
 
 def any_body(fmt: Format) -> st.SearchStrategy[bytes]:
-    shaped = {"json": json_bodies, "csv": csv_bodies, "msgpack": msgpack_bodies}[fmt]()
+    shaped = {"json": json_bodies, "msgpack": msgpack_bodies}[fmt]()
     return st.one_of(shaped, cut(shaped), st.binary(max_size=300))
 
 
@@ -209,7 +183,7 @@ def check_never_crashes(fmt: Format, body: bytes, pieces: list[int]) -> None:
         read(body, fmt, pieces)
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
 @DEFAULT
 @given(data=st.data(), pieces=sizes)
 def test_any_body_gives_batches_or_a_source_error(
@@ -219,7 +193,7 @@ def test_any_body_gives_batches_or_a_source_error(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["json", "csv", "msgpack"])
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
 @LONG
 @given(data=st.data(), pieces=sizes)
 def test_any_body_gives_batches_or_a_source_error_long(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rollup.errors import ConfigError
+from rollup.retry import retryable_status
 
 
 class UnreachableError(Exception):
@@ -26,7 +27,7 @@ class HttpError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500
+        return retryable_status(self.status)
 
 
 class SearchClient(Protocol):

@@ -108,7 +108,7 @@ class IndexNames:
         except ValueError as exc:
             raise ConfigError(
                 f"job {job}: index pattern {pattern!r} gives no valid index name: {exc}"
-            ) from None
+            ) from exc
         return names
 
     def name(self, start_ns: int) -> str:

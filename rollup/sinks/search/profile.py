@@ -2,7 +2,7 @@
 
 Secrets are never written in a profile: it names the environment variable (``*_env``) or the
 file (``*_file``) holding each one, read when the sink is built and remembered for masking
-(:mod:`rollup.redact`). One way to authenticate at most:
+(:mod:`rollup.secrets`). One way to authenticate at most:
 
 * basic: ``username`` with ``password_env`` or ``password_file``;
 * API key (Elasticsearch): ``api_key_env`` or ``api_key_file``, the encoded key sent as
@@ -22,8 +22,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from rollup.core.durations import parse_duration
 from rollup.durations import PositiveSpan
 from rollup.errors import ConfigError
-from rollup.influx import Credentials, plain_url, read_secret
-from rollup.redact import remember
+from rollup.secrets import Credentials, plain_url, read_secret, remember
 from rollup.sinks.search.index_names import check_pattern
 
 DEFAULT_INDEX = "rollup-{job}-{yyyy.MM}"

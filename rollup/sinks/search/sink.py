@@ -7,9 +7,10 @@ mapping, so a job that gained an aggregate in the middle of a month can still wr
 month's index (a changed type cannot be added: that is reported as a mapping conflict).
 
 Rows are streamed as documents in batches of ``batch_size`` documents and ``batch_bytes`` bytes.
-Connection errors, timeouts, 429 and 5xx are retried with exponential backoff plus jitter; so are
-the documents of a batch that the cluster turned away for now (per-item 429, 502-504), and only
-those. Any other refusal raises :class:`~rollup.errors.SinkError` at once, with the first few
+Connection errors, timeouts, 429 and 5xx are retried with exponential backoff plus jitter
+(:mod:`rollup.retry`); so are the documents of a batch that the cluster turned away for now
+(per-item 429, 502-504), and only those: if they persist, the :class:`~rollup.errors.SinkError`
+is transient. Any other refusal raises a SinkError at once, not transient, with the first few
 per-item errors in the message: the runner then marks the window failed. A window is never
 reported written unless every one of its documents was accepted.
 """
@@ -20,12 +21,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random
-
 from rollup.core.pipeline import OutputRow
 from rollup.errors import SinkError
-from rollup.redact import redact
+from rollup.retry import Retry
+from rollup.secrets import redact
 from rollup.sinks.base import OutputTarget
 from rollup.sinks.search.bulk import Failure, Item, MalformedResponseError, batches, body, read_results
 from rollup.sinks.search.client import HttpError, SearchClient, UnreachableError
@@ -37,7 +36,6 @@ from rollup.sinks.search.template import MANAGED_BY, mapping, template_body
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_BACKOFF_SECONDS = 30.0
 SHOWN_ERRORS = 3
 """Per-item errors quoted in a SinkError."""
 _AUTH_HINT = (
@@ -71,9 +69,7 @@ class SearchSink:
         self._client = connect(profile, self._what)  # last: reads the secrets once the job fits
         self._template_ready = not profile.install_template
         self._mapped: set[str] = set()
-        self._backoff = wait_exponential(multiplier=profile.backoff, max=MAX_BACKOFF_SECONDS) + wait_random(
-            0, profile.backoff
-        )
+        self._retry = Retry(profile.retries + 1, profile.backoff)
 
     # -- Sink ---------------------------------------------------------------------------------
 
@@ -94,7 +90,8 @@ class SearchSink:
         try:
             self._client.info()
         except (UnreachableError, HttpError) as exc:
-            raise SinkError(self._text(f"{self.profile.hosts} does not answer as expected: {exc}")) from None
+            message = self._text(f"{self.profile.hosts} does not answer as expected: {exc}")
+            raise SinkError(message, transient=_retryable(exc)) from exc
 
     def close(self) -> None:
         self._client.close()
@@ -104,7 +101,11 @@ class SearchSink:
     def _items(self, rows: Sequence[OutputRow]) -> Iterator[Item]:
         for row in rows:
             index = self._names.name(row.window.start)
-            yield Item.of(index, self._documents.id(row), row, self._documents.source(row))
+            try:
+                source = self._documents.source(row)
+            except SinkError as exc:  # a row that cannot be a document
+                raise SinkError(self._text(str(exc)), transient=False) from exc
+            yield Item.of(index, self._documents.id(row), row, source)
 
     def _install_template(self) -> None:
         if self._template_ready:
@@ -118,7 +119,8 @@ class SearchSink:
                     f"index template {name!r} exists and was not made by rollup: change the profile's "
                     f"index pattern ({self.profile.index!r}) or set install_template = false to use "
                     "it as it is"
-                )
+                ),
+                transient=False,
             )
         if found is not None and meta.get("job") != self.target.job:
             raise SinkError(
@@ -126,7 +128,8 @@ class SearchSink:
                     f"index template {name!r} (indices {self._names.wildcard}) belongs to job "
                     f"{meta.get('job')!r}: job {self.target.job!r} cannot share its indices; put {{job}} "
                     f"in the profile's index pattern ({self.profile.index!r})"
-                )
+                ),
+                transient=False,
             )
         if found is None or meta.get("fingerprint") != self._template["_meta"]["fingerprint"]:
             self._call(
@@ -154,9 +157,9 @@ class SearchSink:
             try:
                 results = read_results(response, pending)
             except MalformedResponseError as exc:
-                raise SinkError(self._text(str(exc))) from None
+                raise SinkError(self._text(str(exc)), transient=False) from exc
             if results.rejected:
-                raise SinkError(self._text(self._rejected(results.rejected, len(batch))))
+                raise SinkError(self._text(self._rejected(results.rejected, len(batch))), transient=False)
             if results.retry:
                 pending = [failure.item for failure in results.retry]
                 first = results.retry[0]
@@ -175,33 +178,19 @@ class SearchSink:
 
     def _call(self, doing: str, action: Callable[[], T]) -> T:
         """``action`` with retries; SinkError (caused by the last error) once it cannot succeed."""
-        attempts = self.profile.retries + 1
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=self._backoff,
-            retry=retry_if_exception(_retryable),
-            before_sleep=lambda state: self._log_retry(doing, state),
-            reraise=True,
-        )
         try:
-            return retrying(action)
+            return self._retry.call(action, f"{self._what}: {doing}", retryable=_retryable, logger=log)
         except (UnreachableError, HttpError) as exc:
-            if _retryable(exc):
-                tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-                message = f"{doing} at {', '.join(self.profile.hosts)} failed after {tries}: {exc}"
+            transient = _retryable(exc)
+            if transient:
+                hosts = ", ".join(self.profile.hosts)
+                message = f"{doing} at {hosts} failed after {self._retry.tried}: {exc}"
             else:
                 hint = _AUTH_HINT if isinstance(exc, HttpError) and exc.status in (401, 403) else ""
                 if isinstance(exc, HttpError) and exc.status == 413:
                     hint = " (lower batch_bytes or batch_size)"
                 message = f"{doing}: {self.product} refused: {exc}{hint}"
-            raise SinkError(self._text(message)) from exc
-
-    def _log_retry(self, doing: str, state: RetryCallState) -> None:
-        failure = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            self._text(f"{doing}: attempt {state.attempt_number} failed ({failure}); retrying in {wait:.2f}s")
-        )
+            raise SinkError(self._text(message), transient=transient) from exc
 
     def _text(self, message: str) -> str:
         return redact(f"{self._what}: {message}")
