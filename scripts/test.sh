@@ -19,6 +19,7 @@ else
   .venv/bin/ruff check rollup tests bench scripts
   .venv/bin/ruff format --check rollup tests bench scripts
   .venv/bin/mypy
+  .venv/bin/lint-imports --no-cache  # the layers: cli -> app -> jobs -> adapters -> core
 fi
 if [ -n "$shift_by" ]; then set -- -p no:time_machine "$@"; fi  # imported at start-up, not a plugin here
 .venv/bin/python -m pytest "$@"

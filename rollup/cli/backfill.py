@@ -25,7 +25,7 @@ from rollup.cli.base import (
     now_option,
     start_option,
 )
-from rollup.cli.render import short_time
+from rollup.cli.render import Out, short_time
 from rollup.jobs.planner import Plan, Tally
 from rollup.jobs.runner import WindowOutcome
 from rollup.jobs.spec import JobSpec
@@ -99,7 +99,7 @@ def backfill_command(
                 _print_plan(state, job, current, tally)
                 return EXIT_OK
             show = sys.stderr.isatty() if progress is None else progress
-            bar = _Bar(state, job, show)
+            bar = ProgressBar(state.out, job, show)
             stack.enter_context(bar)
             report = backfill(session, request, bar.outcome, bar.points, bar.start)
         return _summarize(state, report)
@@ -113,28 +113,28 @@ def _print_plan(state: State, job: JobSpec, current: Plan, tally: Tally) -> None
         state.out.line(
             f"{job.local_time(entry.window.start)}  →  {job.local_time(entry.window.end)}  {label}"
         )
-    _explain(state, job, tally)
+    _explain(state.out, job, tally)
     state.out.line(f"{tally.due + tally.recompute} window(s) would run, {tally.done} already done")
 
 
-def _explain(state: State, job: JobSpec, tally: Tally) -> None:
+def _explain(out: Out, job: JobSpec, tally: Tally) -> None:
     if tally.not_closed:
-        state.out.say(
+        out.say(
             f"skipping {tally.not_closed} window(s) not closed yet", event="not_closed", job=job.name
         )
     if tally.done:
-        state.out.say(
+        out.say(
             f"skipping {tally.done} window(s) already done (--force re-runs them)",
             event="already_done",
             job=job.name,
         )
 
 
-class _Bar:
+class ProgressBar:
     """The progress bar: windows done out of those due, and points read as they arrive."""
 
-    def __init__(self, state: State, job: JobSpec, show: bool):
-        self._state = state
+    def __init__(self, out: Out, job: JobSpec, show: bool):
+        self._out = out
         self._job = job
         self._show = show
         columns = (
@@ -145,12 +145,12 @@ class _Bar:
             TextColumn("{task.fields[read]}"),
             TimeElapsedColumn(),
         )
-        self._progress = Progress(*columns, console=state.out.stderr, disable=not show, transient=False)
+        self._progress = Progress(*columns, console=out.stderr, disable=not show, transient=False)
         self._task: TaskID | None = None
         self._points = 0
         self._started = time.monotonic()
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> ProgressBar:
         self._progress.__enter__()
         return self
 
@@ -158,21 +158,28 @@ class _Bar:
         self._progress.__exit__(None, None, None)
 
     def start(self, tally: Tally) -> None:
-        _explain(self._state, self._job, tally)
+        _explain(self._out, self._job, tally)
         self._task = self._progress.add_task(self._job.name, total=tally.due + tally.recompute, read="")
 
     def points(self, count: int) -> None:
+        """Points read: the bar moves with them, before the window they belong to is done."""
         self._points += count
         if self._task is not None:
             rate = self._points / max(time.monotonic() - self._started, 1e-9)
-            self._progress.update(self._task, read=f"{self._points:,} points ({rate:,.0f}/s)")
+            self._progress.update(self._task, read=f"{self.read()} ({rate:,.0f}/s)")
+
+    def read(self) -> str:
+        return f"{self._points:,} points"
+
+    def refresh(self) -> None:
+        self._progress.refresh()
 
     def outcome(self, item: WindowOutcome | Skipped) -> None:
         if self._task is not None:
             self._progress.update(self._task, advance=1)
         job = self._job
         if isinstance(item, Skipped):
-            self._state.out.say(
+            self._out.say(
                 f"skipped {job.local_time(item.window.start)}: another process claimed it",
                 event="window_skipped",
                 job=job.name,

@@ -32,8 +32,8 @@ from rollup.sinks.elasticsearch import ElasticsearchSink, ElasticsearchSinkProfi
 from rollup.sinks.influxdb import InfluxSink, InfluxSinkProfile
 from rollup.sinks.opensearch import OpenSearchSink, OpenSearchSinkProfile
 from rollup.sinks.search.documents import RESERVED
+from scripts.servers import free_port
 from tests.conftest import InfluxHelper, SearchHelper
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

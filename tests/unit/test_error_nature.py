@@ -23,7 +23,7 @@ from rollup.sinks.search.client import HttpError, UnreachableError
 from rollup.sinks.search.sink import SearchSink
 from rollup.sources.base import SourceQuery
 from rollup.sources.influxdb import InfluxQLSource
-from tests.servers import free_port
+from scripts.servers import free_port
 from tests.unit.scripted_cluster import Cluster, error, item_statuses
 
 URL = "http://influx.example:8086"
