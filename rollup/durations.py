@@ -5,7 +5,9 @@
 * :data:`PositiveSpan` — a fixed length above zero (``unit``, ``timeout``, ``retention`` …);
 * :data:`WindowSize` — a window size above zero, calendar months allowed (``1d``, ``3h``, ``1mo``).
 
-A value serializes back to its text, so a model dumps as it was written.
+A value serializes back to its text, so a model dumps as it was written. In the environment a
+duration is its text too (``ROLLUP_LEDGER_LEASE=2s``): pydantic-settings would otherwise read the
+value of a field of a class type as JSON (``NoDecode``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic_settings import NoDecode
 
 from rollup.core.durations import Duration, parse_duration
 
@@ -49,6 +52,6 @@ def _window_size(value: Any) -> Duration:
 _AS_TEXT = PlainSerializer(lambda duration: duration.text, return_type=str)
 _SCHEMA = WithJsonSchema({"type": "string", "examples": ["90s", "15m", "3h", "1d"]})
 
-Span = Annotated[Duration, PlainValidator(_span), _AS_TEXT, _SCHEMA]
-PositiveSpan = Annotated[Duration, PlainValidator(_positive_span), _AS_TEXT, _SCHEMA]
-WindowSize = Annotated[Duration, PlainValidator(_window_size), _AS_TEXT, _SCHEMA]
+Span = Annotated[Duration, PlainValidator(_span), _AS_TEXT, _SCHEMA, NoDecode]
+PositiveSpan = Annotated[Duration, PlainValidator(_positive_span), _AS_TEXT, _SCHEMA, NoDecode]
+WindowSize = Annotated[Duration, PlainValidator(_window_size), _AS_TEXT, _SCHEMA, NoDecode]

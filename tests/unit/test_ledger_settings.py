@@ -25,7 +25,7 @@ def settings_file(tmp_path: Path, body: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ROLLUP_LEDGER", "ROLLUP_LEDGER_LEASE", "ROLLUP_CONFIG", "DB_URL"):
+    for name in ("ROLLUP_LEDGER", "ROLLUP_LEDGER_LEASE", "ROLLUP_SERVE__SWEEP", "ROLLUP_CONFIG", "DB_URL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -104,6 +104,21 @@ def test_a_bad_ledger_url_from_the_environment_is_reported_without_its_password(
         load_settings(settings_file(tmp_path, ""))
     assert "ledger: unsupported ledger URL scheme 'mysql'" in str(raised.value)
     assert SECRET not in str(raised.value)
+
+
+def test_durations_from_the_environment_are_read_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ROLLUP_LEDGER_LEASE=2s`` is a duration, not a JSON document; so are nested keys."""
+    monkeypatch.setenv("ROLLUP_LEDGER_LEASE", "2s")
+    monkeypatch.setenv("ROLLUP_SERVE__SWEEP", "1m30s")
+    monkeypatch.setenv("ROLLUP_SERVE__SHUTDOWN_TIMEOUT", "5s")
+    settings = load_settings(settings_file(tmp_path, 'ledger_lease = "1h"'))
+    assert settings.ledger_lease.nanos == 2 * 10**9
+    assert (settings.serve.sweep.nanos, settings.serve.shutdown_timeout.nanos) == (90 * 10**9, 5 * 10**9)
+    monkeypatch.setenv("ROLLUP_LEDGER_LEASE", "2x")
+    with pytest.raises(ConfigError, match="ledger_lease: invalid duration '2x'"):
+        load_settings(settings_file(tmp_path, ""))
 
 
 JOB = """
