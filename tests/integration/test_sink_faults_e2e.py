@@ -6,6 +6,7 @@ exponential backoff plus jitter, and nothing hangs past the configured timeouts.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -23,7 +24,8 @@ from tests.servers import RunningServer, free_port, start_elasticsearch, start_i
 pytestmark = pytest.mark.integration
 
 SINKS = ["influxdb", "elasticsearch"]
-FIRST_DAY = ("backfill", scenario.JOB, "--start", scenario.START, "--end", "2026-11-03", "--no-progress")
+SECOND_DAY = (scenario.FIRST_DAY + dt.timedelta(days=1)).isoformat()
+FIRST_DAY = ("backfill", scenario.JOB, "--start", scenario.START, "--end", SECOND_DAY, "--no-progress")
 
 
 @pytest.fixture
