@@ -83,6 +83,11 @@ def spring_forward(days_ago: int, zone: dt.tzinfo) -> dt.date:
     return latest(days_ago, zone, lambda day: length(day, zone) == DAY - 3600, "23-hour day")
 
 
+def range_options(first: dt.date, days: int = 1) -> tuple[str, str, str, str]:
+    """``--start``/``--end`` of the ``days`` local days from ``first`` (in the job's zone)."""
+    return ("--start", first.isoformat(), "--end", (first + dt.timedelta(days=days)).isoformat())
+
+
 def utc_minute(seconds: int) -> str:
     """An instant to the minute in UTC, as ``--now`` takes it: ``2026-11-03T00:20Z``."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
