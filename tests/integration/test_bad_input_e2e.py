@@ -110,7 +110,7 @@ CASES: dict[str, tuple[Edit, str]] = {
     ),
     "window of zero length": (
         in_job('every = "3h"', 'every = "0h"'),
-        "jobs/bw.toml: window: invalid window '0h': a window must be longer than zero",
+        "jobs/bw.toml: window.every: invalid window '0h': a window must be longer than zero",
     ),
     "unknown time zone": (
         in_job('timezone = "Europe/Zurich"', 'timezone = "Europe/Zurch"'),
