@@ -119,9 +119,7 @@ def _print_plan(state: State, job: JobSpec, current: Plan, tally: Tally) -> None
 
 def _explain(out: Out, job: JobSpec, tally: Tally) -> None:
     if tally.not_closed:
-        out.say(
-            f"skipping {tally.not_closed} window(s) not closed yet", event="not_closed", job=job.name
-        )
+        out.say(f"skipping {tally.not_closed} window(s) not closed yet", event="not_closed", job=job.name)
     if tally.done:
         out.say(
             f"skipping {tally.done} window(s) already done (--force re-runs them)",

@@ -1,9 +1,10 @@
 """A backfill of many windows into InfluxDB and Elasticsearch, for the fault tests.
 
-Three local days (Europe/Zurich) of 5-minute counters and temperatures of eight series (four
-hosts × two interfaces, a counter reset and a 32-bit wrap among them), rolled up into 3-hour
-windows (24 of them) and written to an InfluxDB sink and a search sink, each reached through its
-own URL so a test can put a proxy in between. :func:`state` reads back everything the sinks and
+Three local days (Europe/Zurich, from a Monday at least a week ago: :mod:`tests.dates`) of
+5-minute counters and temperatures of eight series (four hosts × two interfaces, a counter reset
+and a 32-bit wrap among them), rolled up into 3-hour windows (24 of them) and written to an
+InfluxDB sink and a search sink, each reached through its own URL so a test can put a proxy in
+between. :func:`state` reads back everything the sinks and
 the ledger hold, to compare a disturbed run with an uninterrupted one value for value.
 """
 
@@ -19,19 +20,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests import dates
 from tests.conftest import InfluxHelper, LedgerTarget, SearchHelper
 from tests.integration.faults import HttpProxy
 from tests.integration.workspace import Workspace
 
 S = 1_000_000_000
 ZURICH = ZoneInfo("Europe/Zurich")
-FIRST = dt.datetime(2026, 11, 2, tzinfo=ZURICH)
 DAYS = 3
 WINDOWS = DAYS * 8
-START, END = "2026-11-02", "2026-11-05"
-NOW = "2026-11-04T23:00Z"
-"""Local midnight of 5 November: the last window of the range has just closed."""
-LATER = "2026-11-04T23:01Z"
+FIRST_DAY = dates.monday(7, ZURICH, days=DAYS)
+"""A Monday at least a week ago, and no clock change in Zurich in the three days from it."""
+FIRST = dates.midnight(FIRST_DAY, ZURICH)
+START, END = FIRST_DAY.isoformat(), (FIRST_DAY + dt.timedelta(days=DAYS)).isoformat()
+NOW = dates.utc_minute(dates.seconds(FIRST_DAY + dt.timedelta(days=DAYS), ZURICH))
+"""Local midnight at the end of the range: the last window of the range has just closed."""
+LATER = dates.utc_minute(dates.seconds(FIRST_DAY + dt.timedelta(days=DAYS), ZURICH) + 60)
 """A minute on: any claim of a killed process (2 s lease) has expired, and no new window closed."""
 JOB = "bw"
 MEASUREMENT = "bw_3h"

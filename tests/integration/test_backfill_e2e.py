@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import dates
 from tests.conftest import InfluxHelper
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-DAY1 = int(dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp())  # a Monday, in seconds
+ZURICH = ZoneInfo("Europe/Zurich")
+MONDAY = dates.monday(7)
+"""UTC days from a Monday at least a week ago: their windows are closed by the real clock."""
+DAY1 = dates.seconds(MONDAY)  # in seconds
 DAY2 = DAY1 + 86400
-DAY3 = DAY2 + 86400
+ONE_DAY = dates.range_options(MONDAY)
+TWO_DAYS = dates.range_options(MONDAY, 2)
 
 
 @pytest.fixture
@@ -73,7 +77,7 @@ def test_backfill_writes_daily_rates_including_the_interval_across_midnight(
     influx.write(lines)
     counter_job(workspace)
 
-    result = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-04")
+    result = workspace.run("backfill", "bw", *TWO_DAYS)
     assert result.code == 0, result.stderr
 
     points = {(p["host"], p["time"]): p for p in influx.points("bw_daily", database=workspace.out_database)}
@@ -105,7 +109,7 @@ def test_backfill_counts_resets_and_keeps_wraps_exact(workspace: Workspace, infl
     )
     counter_job(workspace, on_decrease="reset", aggregates='["increase", "min", "max", "count"]')
 
-    result = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    result = workspace.run("backfill", "bw", *ONE_DAY)
     assert result.code == 0, result.stderr
 
     points = {p["host"]: p for p in influx.points("bw_daily", database=workspace.out_database)}
@@ -129,7 +133,7 @@ def test_drop_mean_matches_influxdb_non_negative_derivative_within_a_window(
             lines.append(f"ifc,host={host} octets={value}i {(DAY1 + i * 97 + (i % 3)) * S}")
     influx.write(lines)
     counter_job(workspace, lookback="0s", aggregates='["mean"]')
-    assert workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03").code == 0
+    assert workspace.run("backfill", "bw", *ONE_DAY).code == 0
 
     ours = {p["host"]: p["octets_mean"] for p in influx.points("bw_daily", database=workspace.out_database)}
     theirs = {}
@@ -168,7 +172,7 @@ def test_kapacitor_compatible_settings_reproduce_a_kapacitor_batch_task(
         lines.append(f"ifc,host=k {field} {t * S}")
     influx.write(lines)
     counter_job(workspace, lookback="0s", aggregates='["mean"]', timestamp="end")
-    assert workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-04").code == 0
+    assert workspace.run("backfill", "bw", *TWO_DAYS).code == 0
 
     points = influx.points("bw_daily", database=workspace.out_database)
     assert [p["time"] for p in points] == [DAY2 * S]  # stamped at the window end; day 2 absent
@@ -180,15 +184,15 @@ def test_kapacitor_compatible_settings_reproduce_a_kapacitor_batch_task(
 def test_local_days_follow_the_time_zone_and_a_dst_day_lasts_23_hours(
     workspace: Workspace, influx: InfluxHelper
 ) -> None:
-    zone = ZoneInfo("Europe/Zurich")
-    start = int(dt.datetime(2026, 3, 28, 23, 0, tzinfo=zone).timestamp())
+    spring = dates.spring_forward(1, ZURICH)  # the latest day the clocks went forward
+    start = dates.seconds(spring, ZURICH) - 3600  # 23:00 local the day before
     influx.write([f"ifc,host=z octets={i * 3600}i {(start + i * 3600) * S}" for i in range(30)])
     counter_job(workspace, timezone="Europe/Zurich", aggregates='["mean", "count"]')
-    result = workspace.run("backfill", "bw", "--start", "2026-03-29", "--end", "2026-03-30")
+    result = workspace.run("backfill", "bw", *dates.range_options(spring))
     assert result.code == 0, result.stderr
 
     (point,) = influx.points("bw_daily", database=workspace.out_database)
-    assert point["time"] == int(dt.datetime(2026, 3, 29, tzinfo=zone).timestamp()) * S
+    assert point["time"] == dates.seconds(spring, ZURICH) * S
     assert point["octets_count"] == 23  # 23 hourly intervals end inside the 23-hour local day
     assert point["octets_mean"] == pytest.approx(1.0)
 
@@ -200,12 +204,12 @@ def test_a_forced_rerun_of_a_backfill_rewrites_the_same_points(
         [f"ifc,host=h{h} octets={i * 60}i {(DAY1 + i * 60) * S}" for h in range(3) for i in range(100)]
     )
     counter_job(workspace)
-    first = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    first = workspace.run("backfill", "bw", *ONE_DAY)
     assert first.code == 0, first.stderr
-    unforced = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    unforced = workspace.run("backfill", "bw", *ONE_DAY)
     assert "skipping 1 window(s) already done (--force re-runs them)" in unforced.stderr
     assert "bw: 0 window(s) done, 0 failed" in unforced.stderr
-    again = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03", "--force")
+    again = workspace.run("backfill", "bw", *ONE_DAY, "--force")
     assert again.code == 0, again.stderr
     assert "bw: 1 window(s) done, 0 failed; 300 points read, 3 rows written" in again.stderr
     points = influx.points("bw_daily", database=workspace.out_database)
@@ -220,10 +224,7 @@ def test_preview_computes_without_writing_and_exports_csv(workspace: Workspace, 
     result = workspace.run(
         "preview",
         "bw",
-        "--start",
-        "2026-11-02",
-        "--end",
-        "2026-11-03",
+        *ONE_DAY,
         "--format",
         "csv",
         "--output",
@@ -232,7 +233,7 @@ def test_preview_computes_without_writing_and_exports_csv(workspace: Workspace, 
     assert result.code == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "window_start,window_end,host,octets_mean"
-    assert lines[1] == "2026-11-02T00:00:00+00:00,2026-11-03T00:00:00+00:00,v,2.0"
+    assert lines[1] == f"{dates.local_stamp(DAY1)},{dates.local_stamp(DAY2)},v,2.0"
     assert influx.query("SHOW MEASUREMENTS", database=workspace.out_database) == []
 
 
@@ -261,7 +262,7 @@ def test_invalid_job_file_is_reported_with_file_key_and_reason(workspace: Worksp
     assert result.code == 2
     assert "jobs/bw.toml: fields.octets.on_decrease" in result.stderr
     assert "'wrapp'" in result.stderr
-    result = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    result = workspace.run("backfill", "bw", *ONE_DAY)
     assert result.code == 2
     assert "Traceback" not in result.stderr
 

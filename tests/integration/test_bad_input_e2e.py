@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests import dates
 from tests.conftest import InfluxHelper
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
+MONDAY = dates.monday(7)
+"""A UTC Monday at least a week ago: the job's start and the day of its points."""
 JOB = """\
-start = 2026-11-02
+start = {start}
 group_by = ["host"]
 
 [source]
@@ -143,8 +146,9 @@ CASES: dict[str, tuple[Edit, str]] = {
 @pytest.fixture
 def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
     made = Workspace(tmp_path / "ws", influx.url, influx.database)
-    made.job("bw", JOB.format(database=influx.database))
-    influx.write([f"ifc,host=a octets={k * 600}i {(1793574000 + k * 600) * 10**9}" for k in range(300)])
+    made.job("bw", JOB.format(start=MONDAY, database=influx.database))
+    first = dates.seconds(MONDAY) - 3600
+    influx.write([f"ifc,host=a octets={k * 600}i {(first + k * 600) * 10**9}" for k in range(300)])
     return made
 
 
@@ -163,8 +167,8 @@ def test_bad_configuration_is_one_line_naming_file_key_and_reason_and_nothing_st
 ) -> None:
     edit, expected = CASES[case]
     edit(workspace)
-    args = ["run"] if command == "run" else ["backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03"]
-    result = workspace.run(*args, env={"ROLLUP_NOW": "2026-11-04T00:00Z"})
+    args = ["run"] if command == "run" else ["backfill", "bw", *dates.range_options(MONDAY)]
+    result = workspace.run(*args, env={"ROLLUP_NOW": dates.utc_minute(dates.seconds(MONDAY) + 2 * 86400)})
 
     assert result.code == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr

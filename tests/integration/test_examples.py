@@ -7,14 +7,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from scripts.synth import main as synth
+from tests import dates
 from tests.conftest import SEARCH_URL_VARIABLES, InfluxHelper, SearchHelper
 from tests.integration.workspace import REPO
 
 pytestmark = pytest.mark.integration
+
+ZURICH = ZoneInfo("Europe/Zurich")  # the example job's time zone
 
 
 def rollup(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -46,10 +50,14 @@ def example_indices(elasticsearch_url: str) -> Iterator[SearchHelper]:
 def test_the_elasticsearch_example_writes_to_influxdb_and_elasticsearch(
     influx: InfluxHelper, example_indices: SearchHelper, tmp_path: Path
 ) -> None:
-    """jobs/interface-daily-es.toml with sinks/longterm.toml and sinks/search.toml, as they are."""
+    """jobs/interface-daily-es.toml with sinks/longterm.toml and sinks/search.toml, as they are: a
+    local day at least a week ago, well within the example buffer's retention (30 days)."""
+    day = dates.monday(7, ZURICH)
+    start, end = dates.seconds(day, ZURICH), dates.seconds(day, ZURICH) + dates.DAY
     influx.create_database("telegraf")
     influx.create_database("rollups")
-    args = ["--url", influx.url, "--start", "2026-10-31T22:00Z", "--end", "2026-11-01T23:30Z"]
+    raw = ("--start", dates.utc_minute(start - 3600), "--end", dates.utc_minute(end + 1800))  # and around
+    args = ["--url", influx.url, *raw]
     assert synth([*args, "--devices", "2", "--interfaces", "3", "--interval", "300", "--resets", "0"]) == 0
     env = {
         "ROLLUP_INFLUX_URL": influx.url,
@@ -57,16 +65,16 @@ def test_the_elasticsearch_example_writes_to_influxdb_and_elasticsearch(
         "ROLLUP_LEDGER": f"sqlite:{tmp_path / 'ledger.sqlite'}",  # not the repository's state/
     }
 
-    result = rollup("backfill", "interface-daily-es", "--start", "2026-11-01", "--end", "2026-11-02", env=env)
+    result = rollup("backfill", "interface-daily-es", *dates.range_options(day), env=env)
     assert result.returncode == 0, result.stderr
     assert "interface-daily-es: 1 window(s) done, 0 failed" in result.stderr
 
     hits = example_indices.documents()
-    assert {hit["_index"] for hit in hits} == {"rollup-interface-daily-es-2026.11"}
+    assert {hit["_index"] for hit in hits} == {f"rollup-interface-daily-es-{day:%Y.%m}"}
     assert sorted((h["_source"]["agent_host"], h["_source"]["ifName"]) for h in hits) == [
         (f"sw{d:03d}", f"xe-0/0/{i}") for d in range(2) for i in range(3)
     ]
-    assert {h["_source"]["@timestamp"] for h in hits} == {"2026-11-01T00:00:00+01:00"}
+    assert {h["_source"]["@timestamp"] for h in hits} == {dates.local_stamp(start, ZURICH)}
     points = influx.points("interface_daily_es", database="rollups")
     assert len(points) == 6
     by_group = {(p["agent_host"], p["ifName"]): p["in_mean"] for p in points}

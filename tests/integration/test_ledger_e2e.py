@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Record
+from tests import dates
 from tests.conftest import InfluxHelper, LedgerTarget
 from tests.integration.proxy import WriteProxy, gated_sink
 from tests.integration.workspace import Workspace
@@ -24,14 +25,33 @@ from tests.integration.workspace import Workspace
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-DAY1 = int(dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp())  # seconds
+MONDAY = dates.monday(14)
+"""Day 1: a UTC Monday at least two weeks ago. The passes run at simulated nows up to day 8, all
+in the past of the real clock."""
+DAY1 = dates.seconds(MONDAY)  # seconds
 DAY = 86400
 HOSTS = ("a", "b", "c")
 
 
 def day(n: int) -> int:
-    """Epoch ns of the start of day ``n`` (1 = 2026-11-02, UTC)."""
+    """Epoch ns of the start of day ``n`` (1 = ``MONDAY``, UTC)."""
     return (DAY1 + (n - 1) * DAY) * S
+
+
+def date(n: int) -> str:
+    """Day ``n`` as ``--start``/``--end`` and a job's ``start`` take it."""
+    return (MONDAY + dt.timedelta(days=n - 1)).isoformat()
+
+
+def at(n: int, time: str) -> str:
+    """``ROLLUP_NOW`` at ``time`` (HH:MM, UTC) on day ``n``."""
+    hours, minutes = time.split(":")
+    return dates.utc_minute(DAY1 + (n - 1) * DAY + int(hours) * 3600 + int(minutes) * 60)
+
+
+def stamp(n: int) -> str:
+    """The start of day ``n`` as rollup shows it: ``2026-11-02T00:00:00+00:00``."""
+    return dates.local_stamp(day(n) // S)
 
 
 def raw_lines(days: int) -> list[str]:
@@ -56,7 +76,7 @@ def daily_job(
     workspace.job(
         name,
         f"""
-        start = 2026-11-02
+        start = {date(1)}
         {extra}
 
         [source]
@@ -101,7 +121,7 @@ def uninterrupted(
     """What one uninterrupted backfill writes, from scratch."""
     influx.query('DROP MEASUREMENT "bw_daily"', database=workspace.out_database)
     assert outputs(influx, workspace) == []
-    result = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", end, "--force", env=env)
+    result = workspace.run("backfill", "bw", "--start", date(1), "--end", end, "--force", env=env)
     assert result.code == 0, result.stderr
     return outputs(influx, workspace)
 
@@ -135,8 +155,8 @@ def test_a_killed_pass_resumes_with_no_duplicate_and_no_hole(
     influx.write(raw_lines(days=4))
     gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated")
-    env = {**ledger_target.env(), "ROLLUP_NOW": "2026-11-06T00:20Z"}
-    args = ["run"] if command == "run" else ["backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-06"]
+    env = {**ledger_target.env(), "ROLLUP_NOW": at(5, "00:20")}
+    args = ["run"] if command == "run" else ["backfill", "bw", "--start", date(1), "--end", date(5)]
 
     # Each window writes 3 points, 2 per request: writes 1-2 are day 1, writes 3-4 day 2.
     proxy.hold_at = hold_at
@@ -150,7 +170,7 @@ def test_a_killed_pass_resumes_with_no_duplicate_and_no_hole(
     assert sum(1 for _, start in written(proxy).elements() if start == day(2)) == 2 * (hold_at - 3)
 
     proxy.hold_at = None
-    later = {**env, "ROLLUP_NOW": "2026-11-06T00:21Z"}  # the dead claim's lease (2s) has expired
+    later = {**env, "ROLLUP_NOW": at(5, "00:21")}  # the dead claim's lease (2s) has expired
     resumed = workspace.run("run", env=later)
     assert resumed.code == 0, resumed.stderr
 
@@ -162,7 +182,7 @@ def test_a_killed_pass_resumes_with_no_duplicate_and_no_hole(
     )
     after_resume = outputs(influx, workspace)
     assert len(after_resume) == 12
-    assert after_resume == uninterrupted(influx, workspace, later, "2026-11-06")
+    assert after_resume == uninterrupted(influx, workspace, later, date(5))
 
 
 # -- replicas ----------------------------------------------------------------------------------
@@ -175,7 +195,7 @@ def test_two_runs_started_at_once_never_run_a_window_twice(
     gated_sink(workspace, proxy, batch_size=2)
     daily_job(workspace, sink="gated")
     proxy.delay = 0.15  # each window takes a while, so the two passes overlap
-    env = {**ledger_target.env(), "ROLLUP_NOW": "2026-11-08T00:20Z"}
+    env = {**ledger_target.env(), "ROLLUP_NOW": at(7, "00:20")}
     ledger_target.open().close()  # both processes find the schema; the race is about windows
 
     passes = [workspace.start("run", env=env), workspace.start("run", env=env)]
@@ -207,22 +227,20 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
         result = workspace.run("run", env={**env, "ROLLUP_NOW": now})
         return result.code, result.stderr
 
-    code, log = run_at("2026-11-03T00:20Z")  # day 1 closed at 00:15
+    code, log = run_at(at(2, "00:20"))  # day 1 closed at 00:15
     assert code == 0, log
     assert "pass: 1 window(s) done, 0 failed" in log
 
     proxy.down = True  # the service was down two days, and now the sink is down too
     failed_at = time.time()
-    code, log = run_at("2026-11-05T00:20Z")
+    code, log = run_at(at(4, "00:20"))
     assert code == 1
     assert "pass: 0 window(s) done, 2 failed" in log
     assert "HTTP 503" in log
-    status = json.loads(
-        workspace.run("status", "--json", env={**env, "ROLLUP_NOW": "2026-11-05T00:25Z"}).stdout
-    )
+    status = json.loads(workspace.run("status", "--json", env={**env, "ROLLUP_NOW": at(4, "00:25")}).stdout)
     assert status[0] | {"next_retry": None, "last_error": None} == {
         "job": "bw", "enabled": True, "done": 1, "running": 0, "failed": 2, "waiting_for_retry": 2,
-        "owed": 2, "unrecoverable": 0, "oldest_owed": "2026-11-03T00:00:00+00:00", "next_retry": None,
+        "owed": 2, "unrecoverable": 0, "oldest_owed": stamp(2), "next_retry": None,
         "last_error": None, "empty": 0, "owed_at_most": False, "timezone": "UTC",
     }  # fmt: skip
     next_retry = dt.datetime.fromisoformat(status[0]["next_retry"]).timestamp()
@@ -233,13 +251,13 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
 
     proxy.down = False
     writes = len(proxy.writes)
-    code, log = run_at("2026-11-05T00:25Z")  # the failed windows still wait for their backoff
+    code, log = run_at(at(4, "00:25"))  # the failed windows still wait for their backoff
     assert code == 0, log
     assert "pass: 0 window(s) done, 0 failed, 2 failed window(s) waiting to retry" in log
     assert len(proxy.writes) == writes
 
     time.sleep(max(0.0, next_retry - time.time()) + 0.1)
-    code, log = run_at("2026-11-06T00:20Z")
+    code, log = run_at(at(5, "00:20"))
     assert code == 0, log
     assert "pass: 3 window(s) done, 0 failed" in log
     final = records(ledger_target)
@@ -248,13 +266,13 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
     ]  # fmt: skip
     assert "HTTP 503" in (final[1].error or "")  # the last error is kept
 
-    table = workspace.run("status", env={**env, "ROLLUP_NOW": "2026-11-06T00:21Z"})
+    table = workspace.run("status", env={**env, "ROLLUP_NOW": at(5, "00:21")})
     assert table.code == 0, table.stderr
     assert re.search(r"bw\s*│\s*4\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*0\s*│", table.stdout), table.stdout
 
     after = outputs(influx, workspace)
     assert len(after) == 12
-    assert after == uninterrupted(influx, workspace, env | {"ROLLUP_NOW": "2026-11-06T00:21Z"}, "2026-11-06")
+    assert after == uninterrupted(influx, workspace, env | {"ROLLUP_NOW": at(5, "00:21")}, date(5))
 
 
 def test_windows_older_than_the_buffer_retention_are_reported_unrecoverable_once(
@@ -265,19 +283,19 @@ def test_windows_older_than_the_buffer_retention_are_reported_unrecoverable_once
     path = workspace.root / "jobs" / "bw.toml"
     path.write_text(path.read_text().replace('retry_backoff = "10m"', 'buffer_retention = "3d"'))
 
-    first = workspace.run("run", env={"ROLLUP_NOW": "2026-11-09T00:20Z"})
+    first = workspace.run("run", env={"ROLLUP_NOW": at(8, "00:20")})
     assert first.code == 0, first.stderr
     assert (
-        "5 window(s) from 2026-11-02T00:00:00+00:00 to 2026-11-07T00:00:00+00:00 are older than the buffer "
+        f"5 window(s) from {stamp(1)} to {stamp(6)} are older than the buffer "
         "retention and were never done: they can no longer be computed"
     ) in first.stderr
-    assert "pass: 2 window(s) done" in first.stderr  # 7 and 8 November
+    assert "pass: 2 window(s) done" in first.stderr  # days 6 and 7
 
-    again = workspace.run("run", env={"ROLLUP_NOW": "2026-11-09T01:00Z"})
+    again = workspace.run("run", env={"ROLLUP_NOW": at(8, "01:00")})
     assert again.code == 0, again.stderr
     assert "older than the buffer retention" not in again.stderr
 
-    (status,) = json.loads(workspace.run("status", "--json", env={"ROLLUP_NOW": "2026-11-09T01:00Z"}).stdout)
+    (status,) = json.loads(workspace.run("status", "--json", env={"ROLLUP_NOW": at(8, "01:00")}).stdout)
     assert (status["done"], status["owed"], status["unrecoverable"]) == (2, 0, 5)
     with open_ledger(SecretStr(f"sqlite:{workspace.root / 'state' / 'ledger.sqlite'}")) as ledger:
         assert ledger.job_state("bw").unrecoverable == 5
@@ -294,12 +312,12 @@ def test_one_jobs_failing_sink_does_not_stop_the_other_jobs(
     daily_job(workspace, sink="gated", name="broken")
     daily_job(workspace, sink="out", name="fine")
     proxy.down = True
-    result = workspace.run("run", env={"ROLLUP_NOW": "2026-11-04T00:20Z"})
+    result = workspace.run("run", env={"ROLLUP_NOW": at(3, "00:20")})
     assert result.code == 1
     assert re.search(r"ERROR +window failed: .*HTTP 503.*job=broken .*event=window_failed", result.stderr)
     assert len(outputs(influx, workspace, "fine_daily")) == 6
     (status_broken, status_fine) = json.loads(
-        workspace.run("status", "--json", env={"ROLLUP_NOW": "2026-11-04T00:21Z"}).stdout
+        workspace.run("status", "--json", env={"ROLLUP_NOW": at(3, "00:21")}).stdout
     )
     assert (status_broken["job"], status_broken["failed"], status_broken["done"]) == ("broken", 2, 0)
     assert (status_fine["job"], status_fine["failed"], status_fine["done"]) == ("fine", 0, 2)
@@ -312,8 +330,8 @@ def test_run_without_a_start_or_a_retention_is_a_configuration_error_and_runs_no
     daily_job(workspace, name="fine")
     daily_job(workspace, name="unbounded")
     path = workspace.root / "jobs" / "unbounded.toml"
-    path.write_text(path.read_text().replace("start = 2026-11-02", ""))
-    result = workspace.run("run", env={"ROLLUP_NOW": "2026-11-03T00:20Z"})
+    path.write_text(path.read_text().replace(f"start = {date(1)}", ""))
+    result = workspace.run("run", env={"ROLLUP_NOW": at(2, "00:20")})
     assert result.code == 2
     assert "job unbounded: set 'start' in the job file, or a buffer retention" in result.stderr
     assert influx.query("SHOW MEASUREMENTS", database=workspace.out_database) == []
@@ -328,19 +346,17 @@ def test_backfill_skips_done_windows_and_its_dry_run_says_which_are_done(
 ) -> None:
     influx.write(raw_lines(days=4))
     daily_job(workspace)
-    env = {"ROLLUP_NOW": "2026-11-06T00:20Z"}
-    first = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-04", env=env)
+    env = {"ROLLUP_NOW": at(5, "00:20")}
+    first = workspace.run("backfill", "bw", "--start", date(1), "--end", date(3), env=env)
     assert first.code == 0, first.stderr
 
-    dry = workspace.run(
-        "backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-06", "--dry-run", env=env
-    )
+    dry = workspace.run("backfill", "bw", "--start", date(1), "--end", date(5), "--dry-run", env=env)
     assert dry.code == 0, dry.stderr
     lines = [line.split("  ")[-1] for line in dry.stdout.splitlines()[:-1]]
     assert lines == ["done, skipped", "done, skipped", "run", "run"]
     assert dry.stdout.splitlines()[-1] == "2 window(s) would run, 2 already done"
 
-    rest = workspace.run("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-06", env=env)
+    rest = workspace.run("backfill", "bw", "--start", date(1), "--end", date(5), env=env)
     assert rest.code == 0, rest.stderr
     assert "bw: 2 window(s) done, 0 failed" in rest.stderr
     assert len(outputs(influx, workspace)) == 12

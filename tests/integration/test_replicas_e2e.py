@@ -5,7 +5,7 @@ them did some of the work, and the sinks hold exactly what one uninterrupted bac
 
 ``REPLICAS`` lists the commands started together: ``rollup run`` ×2, ``rollup run`` ×3 with a
 ``rollup backfill`` of the scenario's range, and ``rollup serve`` ×2. ``run`` and ``backfill``
-act at the scenario's fixed ``--now`` and exit by themselves. ``serve`` plans with the real
+act at the scenario's ``--now`` (the end of its range) and exit by themselves. ``serve`` plans with the real
 clock, so its job gets a window delay under which the scenario's 24 windows are exactly the
 closed ones (:func:`scenario.serve_delay`); the first InfluxDB write is held until one replica has
 done a window, so both take part however far apart they start, and both are stopped with SIGTERM

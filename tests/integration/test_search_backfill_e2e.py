@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scripts.servers import RunningServer, free_port, start_elasticsearch, start_opensearch
+from tests import dates
 from tests.conftest import SEARCH_URL_VARIABLES, InfluxHelper, SearchHelper
 from tests.integration.workspace import CliResult, Workspace
 
@@ -22,12 +23,17 @@ pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
 ZURICH = ZoneInfo("Europe/Zurich")
-OCT31 = int(dt.datetime(2026, 10, 31, tzinfo=ZURICH).timestamp())
-NOV1 = int(dt.datetime(2026, 11, 1, tzinfo=ZURICH).timestamp())  # 2026-10-31T23:00Z
-NOV2 = int(dt.datetime(2026, 11, 2, tzinfo=ZURICH).timestamp())
+FIRST_OF_MONTH = dates.month_start(2, ZURICH)
+"""The two local days around the latest month's end at least two days ago, both 24 hours long."""
+LAST_OF_MONTH = FIRST_OF_MONTH - dt.timedelta(days=1)
+LAST = dates.seconds(LAST_OF_MONTH, ZURICH)
+FIRST = dates.seconds(FIRST_OF_MONTH, ZURICH)  # 23:00 or 22:00 UTC the day before
+END = dates.seconds(FIRST_OF_MONTH + dt.timedelta(days=1), ZURICH)
 HOSTS = 4
 PASSWORD = "e2e-Pa55-w0rd"
-RANGE = ("--start", "2026-10-31", "--end", "2026-11-02")
+RANGE = dates.range_options(LAST_OF_MONTH, 2)
+LAST_INDEX, FIRST_INDEX = (f"bw-{day:%Y.%m}" for day in (LAST_OF_MONTH, FIRST_OF_MONTH))
+"""The monthly indices (after the test's prefix) of the two days."""
 
 
 def write_counters(influx: InfluxHelper) -> None:
@@ -35,7 +41,7 @@ def write_counters(influx: InfluxHelper) -> None:
     from half an hour before the first local day (its lookback) to the end of the second."""
     lines = []
     for i in range(HOSTS):
-        for k, t in enumerate(range(OCT31 - 1800, NOV2, 600)):
+        for k, t in enumerate(range(LAST - 1800, END, 600)):
             lines.append(f"ifc,host=h{i} octets={k * 600 * (i + 1)}i {t * S}")
     influx.write(lines)
 
@@ -105,11 +111,9 @@ def sources(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def expected_sources() -> list[dict[str, object]]:
     docs = []
-    for start, end, stamp, end_stamp in (
-        (OCT31, NOV1, "2026-10-31T00:00:00+01:00", "2026-11-01T00:00:00+01:00"),
-        (NOV1, NOV2, "2026-11-01T00:00:00+01:00", "2026-11-02T00:00:00+01:00"),
-    ):
+    for start, end in ((LAST, FIRST), (FIRST, END)):
         assert end - start == 86400
+        stamp, end_stamp = dates.local_stamp(start, ZURICH), dates.local_stamp(end, ZURICH)
         for i in range(HOSTS):
             docs.append(
                 {
@@ -143,14 +147,15 @@ def test_backfill_writes_one_document_per_group_and_local_day(
 
     hits = search.documents()
     assert sources(hits) == expected_sources()
-    # The local day of 1 November starts on 31 October in UTC: its index is still November's.
-    assert [hit["_index"] for hit in hits] == [f"{search.prefix}-bw-2026.10"] * HOSTS + [
-        f"{search.prefix}-bw-2026.11"
+    # The local day of the 1st starts on the last day of the month before in UTC: its index is
+    # still its own month's.
+    assert [hit["_index"] for hit in hits] == [f"{search.prefix}-{LAST_INDEX}"] * HOSTS + [
+        f"{search.prefix}-{FIRST_INDEX}"
     ] * HOSTS
     assert len({hit["_id"] for hit in hits}) == 2 * HOSTS
     newest = search.newest()
-    assert newest["_source"]["@timestamp"] == "2026-11-01T00:00:00+01:00"
-    assert newest["sort"] == [NOV1 * 1000]
+    assert newest["_source"]["@timestamp"] == dates.local_stamp(FIRST, ZURICH)
+    assert newest["sort"] == [FIRST * 1000]
     [template] = search.templates().values()
     assert template["index_patterns"] == [f"{search.prefix}-bw-*"]
 
@@ -175,10 +180,12 @@ def test_a_second_identical_backfill_overwrites_every_document(
 def test_a_mapping_conflict_fails_the_window_and_shows_the_item_error(
     workspace: Workspace, search: SearchHelper
 ) -> None:
-    """November's index exists with ``host`` as a number: its documents are refused one by one,
-    October's are written."""
+    """The second day's monthly index exists with ``host`` as a number: its documents are refused
+    one by one, the first day's are written."""
     search.request(
-        "PUT", f"/{search.prefix}-bw-2026.11", json={"mappings": {"properties": {"host": {"type": "long"}}}}
+        "PUT",
+        f"/{search.prefix}-{FIRST_INDEX}",
+        json={"mappings": {"properties": {"host": {"type": "long"}}}},
     )
     job(workspace, group_by=None)  # a strict mapping would refuse the index's mapping already
 
@@ -187,12 +194,12 @@ def test_a_mapping_conflict_fails_the_window_and_shows_the_item_error(
     assert "bw: 1 window(s) done, 1 failed" in result.stderr
     [summary] = [line for line in result.stderr.splitlines() if line.startswith("  failed ")]
     assert summary.startswith(
-        f"  failed 2026-11-01T00:00:00+01:00: {search.flavor_name} sink 'search': 4 of 4 documents were "
-        f"rejected (first 3): {search.prefix}-bw-2026.11/"
+        f"  failed {dates.local_stamp(FIRST, ZURICH)}: {search.flavor_name} sink 'search': 4 of 4 documents "
+        f"were rejected (first 3): {search.prefix}-{FIRST_INDEX}/"
     )
     assert "failed to parse field [host] of type [long]" in summary
     assert summary.count("HTTP 400") == 3
-    assert [hit["_index"] for hit in search.documents()] == [f"{search.prefix}-bw-2026.10"] * HOSTS
+    assert [hit["_index"] for hit in search.documents()] == [f"{search.prefix}-{LAST_INDEX}"] * HOSTS
 
 
 @dataclass

@@ -5,23 +5,26 @@ the cause is fixed, the next `rollup run` converges on exactly what a clean run 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import dates
 from tests.conftest import InfluxHelper, SearchHelper
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-DAY1 = int(dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp())
+MONDAY = dates.monday(7, days=2, one_month=True)
+"""Two UTC days in one month (one monthly index), from a Monday at least a week ago."""
+DAY1 = dates.seconds(MONDAY)
 SERIES = ("host=a", "host=b", "host=c,site=zrh", "host=d,site=zrh")
-NOW = {"ROLLUP_NOW": "2026-11-04T00:10Z"}
-LATER = {"ROLLUP_NOW": "2026-11-04T01:00Z"}
+NOW = {"ROLLUP_NOW": dates.utc_minute(DAY1 + 2 * 86400 + 10 * 60)}
+"""00:10 after the two days."""
+LATER = {"ROLLUP_NOW": dates.utc_minute(DAY1 + 2 * 86400 + 60 * 60)}
 
 
 def workspace_for(root: Path, influx: InfluxHelper, search: SearchHelper, prefix: str) -> Workspace:
@@ -39,7 +42,7 @@ def workspace_for(root: Path, influx: InfluxHelper, search: SearchHelper, prefix
     workspace.job(
         "bw",
         f"""
-        start = 2026-11-02
+        start = {MONDAY.isoformat()}
 
         [source]
         profile = "buffer"
@@ -79,7 +82,7 @@ def test_some_rejected_documents_fail_the_window_with_their_errors_and_a_rerun_c
         ]
     )
     # The month's index exists, made by someone else: 'site' is a number there.
-    index = f"{search.prefix}-bw-2026.11"
+    index = f"{search.prefix}-bw-{MONDAY:%Y.%m}"
     search.request("PUT", f"/{index}", json={"mappings": {"properties": {"site": {"type": "long"}}}})
     workspace = workspace_for(tmp_path / "ws", influx, search, search.prefix)
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from scripts.servers import RunningServer, free_port, start_influxd
+from tests import dates
 from tests.conftest import InfluxHelper, SearchHelper
 from tests.integration.faults import TcpProxy
 from tests.integration.workspace import CliResult, Workspace
@@ -28,8 +29,11 @@ from tests.integration.workspace import CliResult, Workspace
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-DAY1 = 1_793_577_600  # 2026-11-02T00:00Z
-NOW = {"ROLLUP_NOW": "2026-11-03T00:30Z"}
+MONDAY = dates.monday(7)
+"""The UTC day of the raw points: a Monday at least a week ago."""
+DAY1 = dates.seconds(MONDAY)
+NOW = {"ROLLUP_NOW": dates.utc_minute(DAY1 + 86400 + 30 * 60)}
+DAY = dates.range_options(MONDAY)
 ADMIN = ("admin", "admin-Pa55-not-under-test")
 SECRETS = {
     "ROLLUP_TEST_INFLUX_PASSWORD": "Src-Pa55-1nflux",
@@ -122,7 +126,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 
 
 JOB = """
-start = 2026-11-02
+start = {start}
 [source]
 profile = "{source}"
 database = "raw"
@@ -180,9 +184,9 @@ def workspace(tmp_path: Path, secured: RunningServer) -> Iterator[Workspace]:
         made.sink(
             name, "".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items()) + "retries = 0\n"
         )
-    made.job("wrong_password", JOB.format(name="wrong_password", source="wrong", sink="out"))
+    made.job("wrong_password", JOB.format(start=MONDAY, name="wrong_password", source="wrong", sink="out"))
     for sink in sinks:
-        made.job(sink, JOB.format(name=sink, source="buffer", sink=sink))
+        made.job(sink, JOB.format(start=MONDAY, name=sink, source="buffer", sink=sink))
     yield made
     echo.close()
 
@@ -193,12 +197,11 @@ def run_everything(workspace: Workspace, log_format: str) -> list[CliResult]:
     pg = {
         "ROLLUP_LEDGER": f"postgresql://rollup:{SECRETS['ROLLUP_TEST_PG_PASSWORD']}@127.0.0.1:{free_port()}/x"
     }
-    day = ("--start", "2026-11-02", "--end", "2026-11-03")
     return [
         workspace.run("run", env=env),
-        workspace.run("backfill", "echo_basic", *day, "--force", env=env),
-        workspace.run("backfill", "token", *day, "--force", env=env),
-        workspace.run("preview", "wrong_password", *day, env=env),
+        workspace.run("backfill", "echo_basic", *DAY, "--force", env=env),
+        workspace.run("backfill", "token", *DAY, "--force", env=env),
+        workspace.run("preview", "wrong_password", *DAY, env=env),
         workspace.run("status", env=env),
         workspace.run("status", "--json", env=env),
         workspace.run("jobs", "validate", env=env),
@@ -279,7 +282,7 @@ def tls_workspace(
         f'type = "elasticsearch"\nurl = "{proxies[2].url}"\nindex = "{search.prefix}-{{job}}"\nretries = 0\n',
     )
     made.job("bw", JOB.replace("database = \"raw\"", f'database = "{influx.database}"').format(
-        name="bw", source="buffer", sink='out", "search'
+        start=MONDAY, name="bw", source="buffer", sink='out", "search'
     ))  # fmt: skip
     yield made, search
     for proxy in proxies:
@@ -298,7 +301,7 @@ def test_tls_certificates_are_verified_unless_the_profile_trusts_their_ca(
 ) -> None:
     workspace, search = tls_workspace
     verify_failed = "certificate verify failed: self-signed certificate"
-    day = ("backfill", "bw", "--start", "2026-11-02", "--end", "2026-11-03")
+    day = ("backfill", "bw", *DAY)
     steps = [
         (workspace.root / "config" / "rollup.toml", "cannot connect to InfluxDB at https://"),
         (workspace.root / "sinks" / "out.toml", "InfluxDB sink 'out': writing 1 points"),

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -22,14 +21,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import dates
 from tests.conftest import InfluxHelper, SearchHelper
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-DAY1 = int(dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp())
-NOW = {"ROLLUP_NOW": "2026-11-03T00:30Z"}
+MONDAY = dates.monday(7)
+"""The UTC day the points are on: a Monday at least a week ago."""
+DAY1 = dates.seconds(MONDAY)
+NOW = {"ROLLUP_NOW": dates.utc_minute(DAY1 + 86400 + 30 * 60)}
 ODD = [
     'say "hi"',
     "it's",
@@ -116,7 +118,7 @@ def job(workspace: Workspace, name: str, where: str, sinks: str) -> None:
 
 
 def backfill(workspace: Workspace, name: str) -> Any:
-    return workspace.run("backfill", name, "--start", "2026-11-02", "--end", "2026-11-03", env=NOW)
+    return workspace.run("backfill", name, *dates.range_options(MONDAY), env=NOW)
 
 
 def test_odd_tag_values_are_selected_and_written_unchanged_to_influxdb_and_elasticsearch(
@@ -144,9 +146,7 @@ def test_a_tag_value_line_protocol_cannot_carry_fails_the_window_clearly_and_is_
     assert influx.query("SHOW MEASUREMENTS", database=workspace.out_database) == []
 
     job(workspace, "unwritable", f"host = {toml(UNWRITABLE)}", '["search"]')
-    result = workspace.run(
-        "backfill", "unwritable", "--start", "2026-11-02", "--end", "2026-11-03", "--force", env=NOW
-    )
+    result = workspace.run("backfill", "unwritable", *dates.range_options(MONDAY), "--force", env=NOW)
     assert result.code == 0, result.stderr
     [document] = [hit["_source"] for hit in search.documents()]
     assert document["host"] == UNWRITABLE
@@ -223,8 +223,8 @@ def test_strings_and_booleans_in_a_numeric_field_are_skipped_and_counted_not_wri
         """,
     )
     for hour in temps:  # a query reads one type per field from influxd: the first shard's
-        start = f"2026-11-02T{hour:02d}:00Z"
-        end = f"2026-11-02T{hour + 1:02d}:00Z"
+        start = dates.utc_minute(DAY1 + hour * 3600)
+        end = dates.utc_minute(DAY1 + (hour + 1) * 3600)
         result = workspace.run("backfill", "temps", "--start", start, "--end", end, env=NOW)
         assert result.code == 0, result.stderr
 

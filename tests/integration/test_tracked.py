@@ -18,12 +18,14 @@ from rollup.jobs.runner import JobRunner, WindowOutcome
 from rollup.jobs.spec import JobSpec
 from rollup.ledger.base import Seen
 from rollup.sources.base import SourceQuery, SourceSchema
+from tests import dates
 from tests.conftest import LedgerTarget
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
-T0 = 1_800_000_000 * S
+T0 = dates.seconds(dates.monday(7)) * S
+"""The windows the runner records done: in the past of the real clock it records them with."""
 JOB = JobSpec.model_validate(
     {
         "name": "slow",
