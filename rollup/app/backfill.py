@@ -15,14 +15,14 @@ silence:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from rollup.app.execution import Skipped, execute, reclaim_dead
 from rollup.app.session import Session
 from rollup.core.windows import Window
 from rollup.errors import ConfigError
-from rollup.jobs.planner import Plan, Policy, Tally, plan
+from rollup.jobs.planner import Due, Plan, Policy, Tally, plan
 from rollup.jobs.runner import OnPoints, WindowOutcome
 from rollup.jobs.spec import JobSpec
 from rollup.ledger.base import Record
@@ -129,7 +129,10 @@ def backfill(
     on_points: OnPoints | None = None,
     on_plan: Callable[[Tally], None] | None = None,
 ) -> BackfillReport:
-    """Run every due window of the range; ``on_plan`` gets the range's tally before the first runs."""
+    """Run every due window of the range; ``on_plan`` gets the range's tally before the first runs.
+
+    Windows another live process holds are waited for: once that process recorded them, they
+    are done (or, failed there, run here); if it dies, its lease ends and they run here."""
     current = range_plan(session, request)
     tally = current.tally()
     check_retention(session, request, tally)
@@ -144,31 +147,63 @@ def backfill(
         on_plan(tally)
     breaker = session.breaker(request.job)
     runner = session.runner(request.job, on_points)
-    try:
-        for item in execute(
-            current.due_windows(), runner, session.claims(request.job), stop=session.stop, breaker=breaker
-        ):
+
+    def run(due: Iterable[Due]) -> None:
+        for item in execute(due, runner, session.claims(request.job), stop=session.stop, breaker=breaker):
             if isinstance(item, Skipped):
                 report.skipped.append(item.window)
             else:
                 report.add(item)
             if on_outcome is not None:
                 on_outcome(item)
+
+    try:
+        run(current.due_windows())
+        waiting = {*report.skipped, *(r.window for r in report.held)}
+        if waiting:
+            log.info(
+                "waiting for %d window(s) another process is running (they run here if it fails or dies)",
+                len(waiting),
+                extra={"job": request.job.name, "event": "waiting_for_others"},
+            )
+        while waiting and not (session.stop.is_set() or breaker.tripped):
+            waiting = _wait_for_others(session, request, waiting, run)
     finally:
         runner.close()
     report.unreachable = breaker.reason
-    report.left = _still_undone(session, request, [*report.skipped, *(r.window for r in report.held)])
+    report.left = sorted(waiting)
     return report
 
 
-def _still_undone(session: Session, request: BackfillRequest, windows: list[Window]) -> list[Window]:
-    """Which of ``windows`` (left to other processes) the ledger does not hold as done now."""
-    if not windows:
-        return []
-    ordered = sorted(windows)
-    snapshot = session.ledger.snapshot(request.job.name, ordered[0].start, ordered[-1].start + 1)
-    done = {(int(s), int(e)) for s, e in zip(snapshot.done_starts, snapshot.done_ends, strict=True)}
-    return [w for w in ordered if (w.start, w.end) not in done]
+WAIT_SECONDS = 1.0
+"""How often a backfill looks again at windows another process holds."""
+
+
+def _wait_for_others(
+    session: Session, request: BackfillRequest, windows: set[Window], run: Callable[[Iterable[Due]], None]
+) -> set[Window]:
+    """One look at windows other processes held: run those that became due (their owner failed
+    or died), keep waiting for those still held; return the latter."""
+    first, last = min(windows), max(windows)
+    current = _plan(
+        session,
+        replace(request, start=first.start, end=last.end, force=False),
+        session.workspace.policy_for(request.job),
+    )
+    due: list[Due] = []
+    held: set[Window] = set()
+    for entry in current.entries():
+        if entry.window not in windows:
+            continue
+        if entry.verdict == "running":
+            held.add(entry.window)
+        elif entry.verdict == "due" and entry.reason is not None:
+            due.append(Due(entry.window, entry.reason, entry.seen))
+    if due:
+        run(due)
+    if held:
+        session.stop.wait(WAIT_SECONDS)
+    return held
 
 
 def _warn_old(session: Session, request: BackfillRequest) -> None:

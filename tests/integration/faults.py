@@ -28,11 +28,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-Match = Callable[[str, str], bool]
-"""(method, path) → whether a request is one the proxy counts."""
+Match = Callable[[str, str, bytes], bool]
+"""(method, path, body) → whether a request is one the proxy counts."""
 
 
-def writes(method: str, path: str) -> bool:
+def writes(method: str, path: str, body: bytes) -> bool:
     """InfluxDB writes and Elasticsearch/OpenSearch bulk requests."""
     if path.startswith(("/write", "/api/v2/write")):
         return method == "POST"
@@ -128,7 +128,7 @@ class HttpProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if not proxy.counts(self.command, self.path):
+                if not proxy.counts(self.command, self.path, body):
                     self._answer(*self._forward(body))
                     return
                 with proxy._lock:

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from rollup.ledger import open_ledger
 from rollup.ledger.base import Record
 from tests.conftest import InfluxHelper
 from tests.integration.proxy import WriteProxy, gated_sink
-from tests.integration.workspace import Workspace
+from tests.integration.workspace import Background, Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +169,7 @@ def test_a_backfill_after_a_sigkill_takes_over_the_dead_process_windows_and_comp
     assert [(r.status) for r in ledger_rows(workspace)] == ["done"] * 3
 
 
-def test_a_backfill_leaves_windows_a_live_process_holds_and_says_which_exit_1(
+def test_a_backfill_waits_for_the_windows_a_live_process_holds_then_completes(
     workspace: Workspace, influx: InfluxHelper, proxy: WriteProxy
 ) -> None:
     influx.write(raw_lines(days=2))
@@ -179,16 +180,24 @@ def test_a_backfill_leaves_windows_a_live_process_holds_and_says_which_exit_1(
     holder = workspace.start(*args)
     try:
         assert proxy.held.wait(60), holder.output()
-        second = workspace.run(*args)
+        second = workspace.start(*args)
+        wait_until(lambda: "waiting for 1 window(s) another process is running" in second.output(), second)
+        assert second.process.poll() is None, "the second backfill did not wait"
     finally:
         proxy.release()
         proxy.hold_at = None
-    assert holder.wait().code == 0
-    assert second.code == 1, second.stderr
-    assert re.search(r"1 window\(s\) are held by another process \(\S+\), from ", second.stderr), (
-        second.stderr
-    )
-    assert "run the backfill again once it is done or its lease ended" in second.stderr
+    assert holder.wait().code == 0, holder.output()
+    result = second.wait()
+    assert result.code == 0, result.stdout
+    assert [r.status for r in ledger_rows(workspace)] == ["done", "done"]
+    assert [r.attempts for r in ledger_rows(workspace)] == [1, 1]  # each window ran once
+
+
+def wait_until(condition: Callable[[], bool], process: Background, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, process.output()
+        time.sleep(0.1)
 
 
 # -- 3. a typo fails the window and names it; an empty window is recorded as empty ------------------

@@ -87,7 +87,7 @@ def check_killed_backfills_resume_exactly(
         done_before = done_windows(setup)
         setup.influx_proxy.arm()
         setup.search_proxy.arm()
-        resumed = setup.workspace.run("run", env=setup.env(scenario.LATER))
+        resumed = setup.rerun()
         assert resumed.code == 0, f"{points}\n{resumed.stderr}"
         assert not setup.written_windows() & done_before, points
         final = setup.state()

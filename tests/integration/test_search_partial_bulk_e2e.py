@@ -5,6 +5,7 @@ the cause is fixed, the next `rollup run` converges on exactly what a clean run 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,14 @@ def test_some_rejected_documents_fail_the_window_with_their_errors_and_a_rerun_c
     assert (status["done"], status["failed"], status["owed"]) == (0, 2, 2)
     assert "2 of 4 documents were rejected" in status["last_error"]["error"]
 
+    assert status["last_error"]["transient"] is False  # a refused document needs a fix: no retry soon
     search.request("DELETE", f"/{index}")  # the cause, fixed: the index goes, the template makes it anew
-    second = workspace.run("run", env=LATER)
+    waiting = workspace.run("run", env=LATER)
+    assert "pass: 0 window(s) done, 0 failed, 2 failed window(s) waiting to retry" in waiting.stderr
+    end = (MONDAY + dt.timedelta(days=2)).isoformat()  # once fixed, a backfill re-runs them now
+    second = workspace.run("backfill", "bw", "--start", MONDAY.isoformat(), "--end", end, env=LATER)
     assert second.code == 0, second.stderr
-    assert "pass: 2 window(s) done, 0 failed" in second.stderr
+    assert "bw: 2 window(s) done, 0 failed" in second.stderr
 
     clean = workspace_for(tmp_path / "clean", influx, search, f"{search.prefix}-clean")
     assert clean.run("run", env=LATER).code == 0

@@ -112,7 +112,7 @@ def test_a_sink_stopped_mid_run_fails_the_rest_clearly_and_the_next_run_writes_e
     assert re.search(reason, found["last_error"]["error"])  # type: ignore[index]
 
     own.start()
-    resumed = setup.workspace.run("run", env=setup.env(scenario.LATER))
+    resumed = setup.rerun()
     assert resumed.code == 0, resumed.stderr
     assert "pass: 16 window(s) done, 0 failed" in resumed.stderr
     final = setup.state(**{"influx_url" if own.kind == "influxdb" else "search_url": own.url})
@@ -158,7 +158,7 @@ def test_a_sink_that_does_not_answer_in_time_times_out_retries_with_jittered_bac
 
         slow.stall_after = None
         slow.delay = 0.0
-        resumed = setup.workspace.run("run", env=setup.env(scenario.LATER))
+        resumed = setup.rerun()
     finally:
         slow.close()
     assert resumed.code == 0, resumed.stderr
