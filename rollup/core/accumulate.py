@@ -201,19 +201,21 @@ class FieldAccumulator:
             self.vmin[ids] = np.minimum(self.vmin[ids], pick(np.minimum.reduceat(low, starts)))
             self.vmax[ids] = np.maximum(self.vmax[ids], pick(np.maximum.reduceat(high, starts)))
         if self.want_last:
+            # The value at the newest instant; where several series share it, the greatest value
+            # (taking the one that came last would depend on the order series are read in).
             t = seg.take(times)
             if use is not None:
                 t = np.where(use, t, np.iinfo(np.int64).min)
             newest = np.maximum.reduceat(t, starts)
-            rows = np.arange(len(t))
             at_newest = t == np.repeat(newest, seg.counts)
             if use is not None:
                 at_newest &= use
-            latest = pick(np.maximum.reduceat(np.where(at_newest, rows, -1), starts))
+            candidate = pick(np.maximum.reduceat(np.where(at_newest, x, -np.inf), starts))
             newest = pick(newest)
-            newer = newest >= self.last_t[ids]
-            self.last_t[ids[newer]] = newest[newer]
-            self.last_v[ids[newer]] = x[latest[newer]]
+            before, value = self.last_t[ids], self.last_v[ids]
+            value = np.where(newest > before, candidate, value)
+            self.last_v[ids] = np.where(newest == before, np.maximum(value, candidate), value)
+            self.last_t[ids] = np.maximum(before, newest)
         if increase is not None and self.want_increase:
             inc = seg.take(increase)
             self.increase[ids] += pick(

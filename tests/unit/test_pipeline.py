@@ -481,6 +481,16 @@ def test_last_is_the_value_with_the_greatest_timestamp_across_series_and_batches
     assert row_values(run(spec, hours(0), [first, second]))["g_last"] == 7.0
 
 
+@pytest.mark.parametrize("order", ["a_first", "b_first"])
+def test_last_at_an_instant_several_series_share_is_the_greatest_of_their_values(order: str) -> None:
+    spec = gauge(aggregates=("last",), group_by=())
+    a = series([(0, 1.0), (300, 4.0)], A, "g")
+    b = series([(100, 9.0), (300, 5.0)], {"host": "b"}, "g")
+    c = series([(300, -2.0)], {"host": "c"}, "g")
+    parts = [a, b, c] if order == "a_first" else [c, b, a]
+    assert row_values(run(spec, hours(0), [make_batch(p) for p in parts]))["g_last"] == 5.0
+
+
 def test_window_whose_only_interval_was_dropped_writes_no_row() -> None:
     spec = counter(aggregates=("rate", "increase", "count"))
     [result] = rollup_rows(spec, hours(0), series([(0, 10), (60, 5)]))
