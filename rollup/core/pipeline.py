@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rollup.core import numbers
 from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
 from rollup.core.derivative import PrevState, derive_rows, run_starts
@@ -49,6 +50,8 @@ class _Column:
     """Rows whose value is usable; None: every row."""
     invalid: np.ndarray | None
     """Rows that carried something that is not a number; None: no row."""
+    kinds: np.ndarray | None = None
+    """How each row's bits read, for a mixed column (see :mod:`rollup.core.numbers`)."""
 
     def any_valid(self) -> bool:
         return bool(len(self.values)) if self.valid is None else bool(self.valid.any())
@@ -58,6 +61,7 @@ class _Column:
             self.values[index],
             None if self.valid is None else self.valid[index],
             None if self.invalid is None else self.invalid[index],
+            None if self.kinds is None else self.kinds[index],
         )
 
 
@@ -111,10 +115,12 @@ class _Rows:
         columns = {}
         for name, c in second.columns.items():
             a = first.columns[name]
+            values, kinds = _concat_values(a, c)
             columns[name] = _Column(
-                _concat_values(a, c),
+                values,
                 _concat_masks(a.valid, c.valid, len(a.values), len(c.values), True),
                 _concat_masks(a.invalid, c.invalid, len(a.values), len(c.values), False),
+                kinds,
             )
         run_ids, starts = second.run_ids, second.starts + len(first)
         if len(run_ids) and run_ids[0] == first.run_ids[-1]:
@@ -135,20 +141,19 @@ def _concat_masks(
     return np.concatenate([np.full(na, fill) if a is None else a, np.full(nb, fill) if b is None else b])
 
 
-def _concat_values(first: _Column, second: _Column) -> np.ndarray:
-    a, b = first.values, second.values
-    # Rows without a usable value hold mere placeholders: their dtype must not turn exact integers
-    # of the other side into floats.
+def _concat_values(first: _Column, second: _Column) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values of two columns as one, every value kept exact (a mixed column if need be)."""
+    a, b = (first.values, first.kinds), (second.values, second.kinds)
+    # Rows without a usable value hold mere placeholders: they take the other side's type.
     if not first.any_valid():
-        a = np.zeros(len(a), dtype=b.dtype)
+        a = (np.zeros(len(first.values), dtype=second.values.dtype), _placeholder_kinds(second, first))
     elif not second.any_valid():
-        b = np.zeros(len(b), dtype=a.dtype)
-    if a.dtype == b.dtype:
-        return np.concatenate([a, b])
-    if a.dtype.kind in "iu" and b.dtype.kind in "iu" and a.min() >= 0 and b.min() >= 0:
-        # int64 and uint64 counters (a source switches when a value needs 64 bits): stay exact.
-        return np.concatenate([a.astype(np.uint64), b.astype(np.uint64)])
-    return np.concatenate([a.astype(np.float64), b.astype(np.float64)])
+        b = (np.zeros(len(second.values), dtype=first.values.dtype), _placeholder_kinds(first, second))
+    return numbers.concat(a, b)
+
+
+def _placeholder_kinds(model: _Column, placeholders: _Column) -> np.ndarray | None:
+    return None if model.kinds is None else np.full(len(placeholders.values), numbers.INT, dtype=np.uint8)
 
 
 @dataclass(slots=True)
@@ -316,27 +321,24 @@ class Rollup:
             if column is None:
                 columns[rule.name] = _Column(np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
                 continue
-            values = column.values
+            values, kinds = column.values, column.kinds
             if column.valid is None and column.invalid is None:
-                if values.dtype.kind != "f":
-                    columns[rule.name] = _Column(values, None, None)
-                    continue
-                finite = np.isfinite(values)
-                if finite.all():
-                    columns[rule.name] = _Column(values, None, None)
+                bad = numbers.non_finite(values, kinds)
+                if bad is None or not bad.any():
+                    columns[rule.name] = _Column(values, None, None, kinds)
                 else:
-                    columns[rule.name] = _Column(values, finite, ~finite)
+                    columns[rule.name] = _Column(values, ~bad, bad, kinds)
                 continue
             valid = np.ones(n, dtype=bool) if column.valid is None else column.valid.astype(bool, copy=True)
             invalid = (
                 np.zeros(n, dtype=bool) if column.invalid is None else column.invalid.astype(bool, copy=True)
             )
             valid &= ~invalid  # a value flagged as not a number is never used, whatever ``valid`` says
-            if values.dtype.kind == "f":
-                finite = np.isfinite(values)
-                invalid |= valid & ~finite
-                valid &= finite
-            columns[rule.name] = _Column(values, valid, invalid)
+            bad = numbers.non_finite(values, kinds)
+            if bad is not None:
+                invalid |= valid & bad
+                valid &= ~bad
+            columns[rule.name] = _Column(values, valid, invalid, kinds)
         return _Rows(run_ids, starts, np.asarray(batch.time, dtype=np.int64), columns)
 
     def _process(self, rows: _Rows) -> None:
@@ -369,7 +371,7 @@ class Rollup:
                 prev = self._prev[rule.name]
                 clean = not np.any(prev.has[run_ids] & (time[starts] <= prev.time[run_ids]))
             if clean:
-                self._process_field(rule, frame, column.values)
+                self._process_field(rule, frame, column.values, column.kinds)
             else:
                 self._process_field_rows(rule, frame, column)
 
@@ -455,20 +457,31 @@ class Rollup:
             return
         starts = run_starts(series)
         sub, _ = self._frame(series[starts], starts, time)
-        self._process_field(rule, sub, column.values[index])
+        kinds = None if column.kinds is None else column.kinds[index]
+        self._process_field(rule, sub, column.values[index], kinds)
 
-    def _process_field(self, rule: FieldRule, frame: _Frame, values: np.ndarray) -> None:
+    def _process_field(
+        self, rule: FieldRule, frame: _Frame, values: np.ndarray, kinds: np.ndarray | None
+    ) -> None:
         acc = self._acc[rule.name]
         prev = self._prev[rule.name]
         acc.add_segment_counts(frame.seg, acc.samples, frame.keep)
         if rule.kind == "gauge":
             ends = np.append(frame.starts[1:] - 1, len(frame.time) - 1)
-            prev.remember_runs(frame.run_ids, ends, frame.time, values)
-            scaled = values.astype(np.float64) * rule.scale
+            prev.remember_runs(frame.run_ids, ends, frame.time, values, kinds)
+            scaled = numbers.as_float(values, kinds) * rule.scale
             acc.merge(frame.seg, scaled, frame.time, keep=frame.keep)
             return
         rows = derive_rows(
-            rule, frame.run_ids, frame.starts, frame.time, values, prev, self.spec.max_gap_ns, frame.steps
+            rule,
+            frame.run_ids,
+            frame.starts,
+            frame.time,
+            values,
+            prev,
+            self.spec.max_gap_ns,
+            frame.steps,
+            kinds,
         )
         if len(rows.decreased):
             acc.add_counts(frame.slots_at(rows.decreased), acc.resets)

@@ -4,8 +4,9 @@ The body is decoded in pieces that end at a line break (:func:`texts`) for Pytho
 whose rows (``name,tags,time,<fields>``, after a header naming the columns of each statement)
 :class:`TextBatcher` gathers column by column; a batch's runs are where the tags text changes.
 CSV carries no types: a column's cells are read as numbers all at once (:func:`text_column`),
-``int64``, else ``uint64``, else ``float64``, as JSON values are; a blank cell is not valid, and
-a cell that is no number (a word, ``true``) is not valid and counted as invalid.
+``int64``, else ``uint64``, else ``float64`` (when every integer among them is exactly a float64),
+else cell by cell, each exact, as JSON values are; a blank cell is not valid, and a cell that is no
+number (a word, ``true``) is not valid and counted as invalid.
 
 The ``tags`` column (``k=v,k2=v2``) escapes ``,``, ``=`` and space with a backslash but leaves
 backslashes alone, so ``\\,`` may be an escaped comma or a key or value ending in a backslash
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
+from rollup.core.numbers import TWO_53
 from rollup.errors import SourceError
 from rollup.sources.jsonbatch import object_column, short
 
@@ -129,16 +131,20 @@ def text_column(cells: Sequence[str]) -> FieldColumn:
 
 
 def _parse_numbers(cells: Sequence[str]) -> np.ndarray | None:
-    """All cells as int64, else uint64, else float64; None if some cell is not a number."""
+    """All cells as int64, else uint64, else float64 if that is exact for every integer among them;
+    None if some cell is not a number or no one dtype will do (the cells are then read one by one)."""
     for dtype in (np.int64, np.uint64):
         try:
             return np.fromiter(map(int, cells), dtype=dtype, count=len(cells))
         except (ValueError, OverflowError):
             pass
     try:
-        return np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+        parsed = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
     except ValueError:
         return None
+    if len(parsed) and not float(np.abs(parsed).max()) < TWO_53:
+        return None  # an integer cell beyond 2^53 may be there: cell by cell keeps it exact
+    return parsed
 
 
 def _cell(text: str) -> object:

@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
+from rollup.core import numbers
 from rollup.core.batch import Batch, SeriesKey
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
@@ -80,8 +81,18 @@ def test_text_column_uint64_exact() -> None:
     assert column.values.tolist() == [2**64 - 1, 0]
 
 
-def test_text_column_negative_and_huge_become_float() -> None:
-    assert text_column(["-1", str(2**63)]).values.dtype == np.float64
+def test_text_column_negative_and_huge_integers_stay_exact() -> None:
+    column = text_column(["-1", str(2**63 + 1)])
+    assert column.kinds is not None
+    assert numbers.python_values(column.values, column.kinds) == [-1, 2**63 + 1]
+
+
+def test_text_column_huge_integer_among_floats_stays_exact() -> None:
+    column = text_column([str(2**60 + 1), "2.5", ""])
+    assert column.kinds is not None
+    assert column.valid is not None
+    assert numbers.python_values(column.values, column.kinds)[:2] == [2**60 + 1, 2.5]
+    assert column.valid.tolist() == [True, True, False]
 
 
 def test_text_column_float_makes_float64() -> None:

@@ -355,11 +355,48 @@ def test_a_batch_of_placeholders_only_does_not_round_integer_counters() -> None:
     assert (values["v_increase"], values["v_invalid"]) == (1.0, 1)
 
 
-def test_negative_integer_counter_is_handled_as_float() -> None:
-    values = row_values(
-        rollup_rows(counter(aggregates=("increase",)), hours(0), series([(0, -10), (10, -4)]))
+def test_negative_integer_counter_is_subtracted_exactly() -> None:
+    """Through float64 both values would be -2^62 and the step 0."""
+    rows = series([(0, -(2**62) - 1), (10, -(2**62) + 2)])
+    values = row_values(rollup_rows(counter(aggregates=("increase",)), hours(0), rows))
+    assert values["v_increase"] == 3.0
+
+
+def test_mixed_int64_uint64_and_float_counters_in_one_batch_are_each_exact() -> None:
+    """Issue 11: a negative counter in the batch must not round a counter near 2^63, nor a counter
+    beyond 2^64 - 2^63 or a float one the others, however the rows are batched."""
+    b0, c0 = 2**63 - 1 - 14_400_000, -10_000_000
+    rows = (
+        series([(60 * i, b0 + 60_000 * i) for i in range(60)], {"host": "b"})
+        + series([(60 * i, c0 + 1_000 * i) for i in range(60)], {"host": "c"})
+        + series([(60 * i, 2.0**60 + 4096.0 * i) for i in range(60)], {"host": "f"})
+        + series([(60 * i, 2**64 - 10 - 60 * (59 - i)) for i in range(60)], {"host": "u"})
     )
-    assert values["v_increase"] == 6.0
+    spec = counter(aggregates=("mean", "increase"))
+    results = []
+    for parts in ([rows], [rows[i : i + 7] for i in range(0, len(rows), 7)]):
+        batches = [make_batch(part) for part in parts]
+        results.append({tags["host"]: values for _, tags, values in flatten(run(spec, hours(0), batches))})
+    one_batch, small_batches = results
+    for host in ("b", "f", "u"):
+        assert one_batch[host] == small_batches[host]
+    exact = {host: (values["v_mean"], values["v_increase"]) for host, values in one_batch.items()}
+    assert exact["b"] == (1000.0, 3_540_000.0)
+    assert exact["c"][1] == 59_000.0
+    assert exact["f"] == (4096 / 60, 4096.0 * 59)
+    assert exact["u"] == (1.0, 3540.0)
+
+
+def test_a_counter_whose_field_changes_type_between_batches_is_exact() -> None:
+    """InfluxDB types a field per shard: a series may come as integers, then floats, then integers."""
+    batches = [
+        make_batch(series([(0, 2**62 + 1), (10, 2**62 + 61)])),
+        make_batch(series([(20, float(2**62 + 4096))])),  # 4035 more than the exact prev
+        make_batch(series([(30, 2**62 + 4097)])),
+    ]
+    values = row_values(run(counter(aggregates=("max", "increase"), on_decrease="reset"), hours(0), batches))
+    assert values["v_max"] == 403.5  # increases add up to last - first whatever the steps: the rates tell
+    assert values["v_increase"] == 60 + 4035 + 1
 
 
 # -- unit, scale, aggregates --------------------------------------------------------------------
@@ -787,7 +824,7 @@ def test_batch_rejects_inconsistent_shapes() -> None:
         Batch([key], np.array([2]), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="field 'v' has 1 values for 2 rows"):
         Batch([key], np.array([2]), np.array([0, 1]), {"v": FieldColumn(np.array([1.0]))})
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="must be int64, uint64 or float64"):
         FieldColumn(np.array(["a"]))
 
 
