@@ -47,6 +47,9 @@ class Batch:
     run_lengths: np.ndarray
     time: np.ndarray
     fields: dict[str, FieldColumn] = field(default_factory=dict)
+    stream: int = 0
+    """Which of a source's concurrent queries the batch comes from: their batches interleave, each
+    stream's in its order (its series one after the other, see :mod:`rollup.sources.base`)."""
 
     def __post_init__(self) -> None:
         if len(self.keys) != len(self.run_lengths):

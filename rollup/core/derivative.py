@@ -63,12 +63,14 @@ class RowIntervals:
     the sample has a ``prev``. Exceptions are listed by row position (they are rare), so a caller
     can tell in O(1) whether every row is a plain kept interval.
 
-    Rows listed in ``missing`` hold meaningless numbers in ``rate``, ``dv`` and ``seconds``.
+    Rows listed in ``missing`` hold meaningless numbers in ``rate``, ``dv`` and ``seconds`` (and 0
+    in ``nanoseconds``).
     """
 
     rate: np.ndarray  # float64, dv / dt × unit × scale (NaN where dropped)
     dv: np.ndarray  # float64, unscaled (NaN where dropped)
     seconds: np.ndarray  # float64 dt
+    nanoseconds: np.ndarray  # int64 dt, exact
     missing: np.ndarray  # positions of samples without a prev: no interval
     decreased: np.ndarray  # positions of intervals with v1 < v0
     dropped: np.ndarray  # positions of intervals whose dv is NaN (a dropped decrease)
@@ -263,6 +265,7 @@ def derive_rows(
         rate=rate,
         dv=dv,
         seconds=dt_s,
+        nanoseconds=dt_ns,
         missing=missing,
         decreased=decreased,
         dropped=dropped,

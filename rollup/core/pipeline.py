@@ -22,6 +22,7 @@ from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
 from rollup.core.derivative import PrevState, derive_rows, run_starts
 from rollup.core.spec import FieldRule, RollupSpec
+from rollup.core.sums import Pieces
 from rollup.core.windows import Window
 
 
@@ -161,13 +162,15 @@ class _Frame:
     """Rows of one field ready for the derivative: in runs of one series each (``run_ids``,
     ``starts``), time-ordered, unique times, none late. ``seg`` cuts the rows by accumulator slot and
     ``keep`` tells which of those segments are slots of a window (the others are padding, see
-    :class:`Rollup`); ``steps`` is ``np.diff(time)`` when known."""
+    :class:`Rollup`); ``pieces`` cuts them by series and slot; ``steps`` is ``np.diff(time)`` when
+    known."""
 
     run_ids: np.ndarray
     starts: np.ndarray
     time: np.ndarray
     seg: Segments
     keep: np.ndarray | None
+    pieces: Pieces
     steps: np.ndarray | None = None
     _slot: np.ndarray | None = None
 
@@ -216,7 +219,8 @@ class Rollup:
         self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
-        self._held: _Rows | None = None
+        self._held: dict[int, _Rows] = {}
+        """Per stream, the rows its last batch ended with (see :meth:`feed`)."""
 
     @property
     def group_count(self) -> int:
@@ -225,15 +229,16 @@ class Rollup:
     # -- input --------------------------------------------------------------------------------
 
     def feed(self, batch: Batch) -> None:
+        stream = batch.stream
         rows = self._rows_of(batch)
-        if self._held is not None:
-            rows = _Rows.join(self._held, rows) if len(rows) else self._held
-            self._held = None
+        held = self._held.pop(stream, None)
+        if held is not None:
+            rows = _Rows.join(held, rows) if len(rows) else held
         n = len(rows)
         if not n:
             return
-        # The series the batch ends with (in input order) may continue in the next batch, possibly
-        # with more rows at its newest time: hold all of those back, in input order.
+        # The series the batch ends with (in input order) may continue in the stream's next batch,
+        # possibly with more rows at its newest time: hold all of those back, in input order.
         last = rows.run_ids[-1]
         tail_start = int(rows.starts[-1])
         tail_time = rows.time[tail_start:]
@@ -241,22 +246,21 @@ class Rollup:
             # The usual case: the last series is one time-ordered run at the end, so its rows at the
             # newest time are a suffix.
             cut = tail_start + int(np.searchsorted(tail_time, tail_time[-1], side="left"))
-            self._held = rows.between(cut, n)
+            self._held[stream] = rows.between(cut, n)
             if cut:
-                self._process(rows.between(0, cut))
+                self._process(rows.between(0, cut), stream)
             return
         series = rows.series()
         tail = series == last
         hold = tail & (rows.time == rows.time[tail].max())
-        self._held = rows.take(hold)
+        self._held[stream] = rows.take(hold)
         rest = rows.take(~hold)
         if len(rest):
-            self._process(rest)
+            self._process(rest, stream)
 
     def finish(self) -> list[WindowResult]:
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._process(held)
+        for stream in sorted(self._held):
+            self._process(self._held.pop(stream), stream)
         return self._results()
 
     # -- internals ----------------------------------------------------------------------------
@@ -341,7 +345,7 @@ class Rollup:
             columns[rule.name] = _Column(values, valid, invalid, kinds)
         return _Rows(run_ids, starts, np.asarray(batch.time, dtype=np.int64), columns)
 
-    def _process(self, rows: _Rows) -> None:
+    def _process(self, rows: _Rows, stream: int) -> None:
         """Roll up rows: put them in order if they are not, count points, then each field."""
         # Rows must be grouped by series and time-ordered within each: sort them if they are not
         # (stable, so duplicates keep their order).
@@ -371,9 +375,9 @@ class Rollup:
                 prev = self._prev[rule.name]
                 clean = not np.any(prev.has[run_ids] & (time[starts] <= prev.time[run_ids]))
             if clean:
-                self._process_field(rule, frame, column.values, column.kinds)
+                self._process_field(rule, frame, column.values, column.kinds, stream)
             else:
-                self._process_field_rows(rule, frame, column)
+                self._process_field_rows(rule, frame, column, stream)
 
     def _frame(
         self, run_ids: np.ndarray, starts: np.ndarray, time: np.ndarray, steps: np.ndarray | None = None
@@ -392,6 +396,7 @@ class Rollup:
         sizes = pieces.ravel()
         present = sizes > 0
         sizes, slots = sizes[present], piece_slots.ravel()[present]
+        piece_starts = np.cumsum(sizes) - sizes
         slot_rows = None
         if len(slots) > 1 and np.any(slots[1:] < slots[:-1]):
             slot_rows = np.repeat(slots, sizes)
@@ -401,12 +406,12 @@ class Rollup:
             # of one group), no row needs to move.
             first = np.ones(len(slots), dtype=bool)
             first[1:] = slots[1:] != slots[:-1]
-            piece_starts = np.cumsum(sizes) - sizes
             counts = np.add.reduceat(sizes, np.flatnonzero(first)) if len(sizes) else sizes
             seg = Segments(None, slots[first], piece_starts[first], counts)
         position = seg.slots % stride
         window = (position > 0) & (position < stride - 1)
-        frame = _Frame(run_ids, starts, time, seg, None if window.all() else window, steps, slot_rows)
+        cut = Pieces(piece_starts, slots, np.repeat(run_ids, stride)[present])
+        frame = _Frame(run_ids, starts, time, seg, None if window.all() else window, cut, steps, slot_rows)
         return frame, pieces
 
     def _rows_below(
@@ -434,7 +439,7 @@ class Rollup:
             below[i] = np.searchsorted(run, bounds, side="left")
         return below
 
-    def _process_field_rows(self, rule: FieldRule, frame: _Frame, column: _Column) -> None:
+    def _process_field_rows(self, rule: FieldRule, frame: _Frame, column: _Column, stream: int) -> None:
         """The general case: keep the last valid value of each timestamp, skip late samples."""
         acc = self._acc[rule.name]
         series, time = frame.series(), frame.time
@@ -458,10 +463,10 @@ class Rollup:
         starts = run_starts(series)
         sub, _ = self._frame(series[starts], starts, time)
         kinds = None if column.kinds is None else column.kinds[index]
-        self._process_field(rule, sub, column.values[index], kinds)
+        self._process_field(rule, sub, column.values[index], kinds, stream)
 
     def _process_field(
-        self, rule: FieldRule, frame: _Frame, values: np.ndarray, kinds: np.ndarray | None
+        self, rule: FieldRule, frame: _Frame, values: np.ndarray, kinds: np.ndarray | None, stream: int
     ) -> None:
         acc = self._acc[rule.name]
         prev = self._prev[rule.name]
@@ -470,7 +475,7 @@ class Rollup:
             ends = np.append(frame.starts[1:] - 1, len(frame.time) - 1)
             prev.remember_runs(frame.run_ids, ends, frame.time, values, kinds)
             scaled = numbers.as_float(values, kinds) * rule.scale
-            acc.merge(frame.seg, scaled, frame.time, keep=frame.keep)
+            acc.merge(frame.seg, frame.pieces, scaled, frame.time, stream=stream, keep=frame.keep)
             return
         rows = derive_rows(
             rule,
@@ -495,10 +500,12 @@ class Rollup:
         increase = rows.dv * rule.scale if acc.want_increase else None
         acc.merge(
             frame.seg,
+            frame.pieces,
             rows.rate,
             frame.time,
+            stream=stream,
             increase=increase,
-            seconds=rows.seconds,
+            nanoseconds=rows.nanoseconds,
             excluded=excluded if len(excluded) else None,
             keep=frame.keep,
         )

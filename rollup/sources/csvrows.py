@@ -31,9 +31,10 @@ from rollup.sources.jsonbatch import object_column, short
 class TextBatcher:
     """Gathers CSV rows (``name,tags,time,<fields>``) column-wise until a batch is due."""
 
-    def __init__(self, fields: Sequence[str], url: str):
+    def __init__(self, fields: Sequence[str], url: str, stream: int = 0):
         self.fields = list(fields)
         self.url = url
+        self.stream = stream
         self.index: list[int] | None = None
         self.width = 0
         self.columns: list[list[str]] = [[] for _ in range(len(self.fields) + 2)]
@@ -99,6 +100,7 @@ class TextBatcher:
             run_lengths=np.diff(np.append(starts, len(tags))).astype(np.int64),
             time=time,
             fields={name: text_column(cells) for name, cells in zip(self.fields, values, strict=True)},
+            stream=self.stream,
         )
         self.columns = [[] for _ in range(len(self.fields) + 2)]
         self.rows = 0

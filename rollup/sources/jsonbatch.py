@@ -61,10 +61,12 @@ def fill_integer_rows(doc: object, texts: list[bytes]) -> bool:
 
 class ObjectBatcher:
     """Gathers JSON series until a batch is due, then converts them at once. A series' rows are
-    either a numpy integer array (see :func:`fill_integer_rows`) or Python objects."""
+    either a numpy integer array (see :func:`fill_integer_rows`) or Python objects. ``stream``
+    tells the batches of one query from those of others read at the same time."""
 
-    def __init__(self, fields: Sequence[str]):
+    def __init__(self, fields: Sequence[str], stream: int = 0):
         self.fields = list(fields)
+        self.stream = stream
         self.wanted = ["time", *self.fields]
         self.keys: list[SeriesKey] = []
         self.lengths: list[int] = []
@@ -125,7 +127,11 @@ class ObjectBatcher:
             time = _times(block[:, 0])
             fields = {name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)}
         batch = Batch(
-            keys=self.keys, run_lengths=np.asarray(self.lengths, dtype=np.int64), time=time, fields=fields
+            keys=self.keys,
+            run_lengths=np.asarray(self.lengths, dtype=np.int64),
+            time=time,
+            fields=fields,
+            stream=self.stream,
         )
         self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
         return batch

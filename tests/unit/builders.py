@@ -35,13 +35,13 @@ def hours(first: int, count: int = 1) -> list[Window]:
     return [Window(T0 + (first + i) * HOUR, T0 + (first + i + 1) * HOUR) for i in range(count)]
 
 
-def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None) -> Batch:
+def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None, stream: int = 0) -> Batch:
     """A batch from rows in the order given; consecutive rows of one series form a run.
 
     Numbers are valid values, strings and booleans are invalid (not a number), a field absent from
     a row's dict is missing. A field's numbers are kept exact, as a source does: int64, uint64
     (from 2^63), float64, or a mixed column when no one dtype will do, unless ``dtypes`` says
-    otherwise.
+    otherwise. ``stream``: the concurrent query the batch comes from.
     """
     keys: list[SeriesKey] = []
     lengths: list[int] = []
@@ -68,7 +68,7 @@ def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None) -> 
         values, kinds = numbers.from_python(filled)
         columns[name] = FieldColumn(values, valid=valid, invalid=invalid, kinds=kinds)
     times = np.array([at(t) for _, t, _ in rows], dtype=np.int64)
-    return Batch(keys, np.array(lengths, dtype=np.int64), times, columns)
+    return Batch(keys, np.array(lengths, dtype=np.int64), times, columns, stream)
 
 
 def run(spec: RollupSpec, windows: Sequence[Window], batches: Iterable[Batch]) -> list[WindowResult]:

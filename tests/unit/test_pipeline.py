@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rollup.core.batch import Batch, FieldColumn, series_key
 from rollup.core.pipeline import Rollup
@@ -378,8 +381,7 @@ def test_mixed_int64_uint64_and_float_counters_in_one_batch_are_each_exact() -> 
         batches = [make_batch(part) for part in parts]
         results.append({tags["host"]: values for _, tags, values in flatten(run(spec, hours(0), batches))})
     one_batch, small_batches = results
-    for host in ("b", "f", "u"):
-        assert one_batch[host] == small_batches[host]
+    assert one_batch == small_batches
     exact = {host: (values["v_mean"], values["v_increase"]) for host, values in one_batch.items()}
     assert exact["b"] == (1000.0, 3_540_000.0)
     assert exact["c"][1] == 59_000.0
@@ -526,6 +528,43 @@ def test_last_at_an_instant_several_series_share_is_the_greatest_of_their_values
     c = series([(300, -2.0)], {"host": "c"}, "g")
     parts = [a, b, c] if order == "a_first" else [c, b, a]
     assert row_values(run(spec, hours(0), [make_batch(p) for p in parts]))["g_last"] == 5.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    offset=st.sampled_from([0.0, 1e3, 1e6, 1e9, 1e12, -1e15]),
+    spread=st.sampled_from([1e-3, 1.0, 1e3]),
+    noise=st.lists(st.floats(min_value=-1.0, max_value=1.0), min_size=2, max_size=30),
+    size=st.integers(min_value=1, max_value=7),
+)
+def test_property_stddev_is_the_exact_one_to_12_digits_whatever_the_mean(
+    offset: float, spread: float, noise: list[float], size: int
+) -> None:
+    """Two series of one group, fed in batches of ``size`` rows: the sample standard deviation of
+    all their values against exact fractions, for means up to 10^15 times the spread."""
+    readings = [offset + spread * x for x in noise]
+    rows = sorted(
+        (({"host": "a", "if": str(i % 2)}, float(i // 2 * 10), {"g": v}) for i, v in enumerate(readings)),
+        key=lambda row: row[0]["if"],
+    )
+    spec = gauge(aggregates=("stddev",), group_by=("host",))
+    values = row_values(
+        run(spec, hours(0), [make_batch(rows[i : i + size]) for i in range(0, len(rows), size)])
+    )
+    mean = sum(Fraction(v) for v in readings) / len(readings)
+    exact = math.sqrt(float(sum((Fraction(v) - mean) ** 2 for v in readings) / (len(readings) - 1)))
+    assert values["g_stddev"] == pytest.approx(exact, rel=1e-12, abs=1e-300)
+
+
+def test_stddev_stays_accurate_for_a_huge_mean_and_a_tiny_spread() -> None:
+    """Raw sums of squares would lose every digit here (1e15² needs 100 bits)."""
+    readings = [1e15 + d for d in (0.125, 0.25, 0.5, 0.875, 0.25, 0.375)]
+    rows = series([(i * 10, v) for i, v in enumerate(readings)], name="g")
+    mean = sum(Fraction(v) for v in readings) / len(readings)
+    exact = math.sqrt(float(sum((Fraction(v) - mean) ** 2 for v in readings) / (len(readings) - 1)))
+    for parts in ([rows], [[row] for row in rows]):
+        values = row_values(run(gauge(aggregates=("stddev",)), hours(0), [make_batch(p) for p in parts]))
+        assert values["g_stddev"] == pytest.approx(exact, rel=1e-12)
 
 
 def test_window_whose_only_interval_was_dropped_writes_no_row() -> None:
