@@ -17,9 +17,10 @@ same parts whatever the top bin is when it comes: raising the top bin (a larger 
 only drops the lowest bins, which are the parts the term would not have had if the larger one had
 come first. Bins are never carried into each other for the same reason.
 
-Bins are int64 and a part is below 2^29 in its bin's unit, so a sum takes 2^34 terms (checked by
-the caller, which counts them). Non-finite terms are summed apart (whether their sum is +inf, -inf
-or NaN does not depend on the order either).
+Bins are int64 and a part is below 2^29 in its bin's unit, so a sum takes 2^34 terms (its terms
+are the sums of pieces, see :mod:`rollup.core.sums`: never more than the slot's rows). Non-finite
+terms are summed apart (whether their sum is +inf, -inf or NaN does not depend on the order
+either).
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ end or in which order series arrive. It is fixed where it can be, and exact wher
 
 ``stddev`` is combined the same way from each piece's count ``n``, mean ``c`` (its sum over ``n``,
 rounded), ``D = Σ(x - c)`` and ``Q = Σ(x - c)²``: the sum of squared deviations of a slot is
-``ΣQ + 2ΣcD + Σnc² - (ΣD + Σnc)² / N`` exactly, with the products split into exact float pairs,
-their sums binned and the formula evaluated in integers. Unlike sums of raw squares this stays
-accurate when the mean is large and the spread small.
+``ΣQ + 2ΣcD + Σnc² - (ΣD + Σnc)² / N``, with the products split into exact float pairs, their
+sums binned and the formula evaluated in double-double arithmetic (exactly in integers where even
+that would lose digits). Unlike sums of raw squares this stays accurate when the mean is large and
+the spread small.
 """
 
 from __future__ import annotations
