@@ -58,7 +58,14 @@ class _Pending:
     rows: int = 0
 
     def extend(self, terms: np.ndarray, increase: np.ndarray | None, used: np.ndarray | None) -> None:
-        self.parts.append((terms, increase, used))
+        """Add rows, copied: a view would keep its whole batch alive."""
+        self.parts.append(
+            (
+                terms.copy(),
+                None if increase is None else increase.copy(),
+                None if used is None else used.copy(),
+            )
+        )
         self.rows += len(terms)
 
 
@@ -139,9 +146,9 @@ class FieldSums:
         begin = int(starts[-1])
         last = _Pending(int(series[-1]), int(slots[-1]))
         last.extend(
-            terms[begin:].copy(),
-            None if increase is None else increase[begin:].copy(),
-            None if used is None else used[begin:].copy(),
+            terms[begin:],
+            None if increase is None else increase[begin:],
+            None if used is None else used[begin:],
         )
         self._pending[stream] = last
         if first < count - 1:
@@ -181,12 +188,13 @@ class FieldSums:
         """Sum the pieces ``first`` to ``end`` (exclusive) and keep their numbers to bin."""
         columns: dict[str, np.ndarray] = {}
         if self.want_values:
-            columns["values"] = np.add.reduceat(terms, starts)[first:end]
+            sums = np.add.reduceat(terms, starts)
+            columns["values"] = sums[first:end]
+            if self.want_spread:
+                spread = _spread(starts, terms, used, sums)
+                columns.update((name, values[first:end]) for name, values in spread.items())
         if increase is not None:
             columns["increase"] = np.add.reduceat(increase, starts)[first:end]
-        if self.want_spread:
-            spread = _spread(starts, terms, used, np.add.reduceat(terms, starts))
-            columns.update((name, values[first:end]) for name, values in spread.items())
         self._complete.add(slots[first:end], columns)
         if self._complete.count >= _FLUSH:
             self._bin()
