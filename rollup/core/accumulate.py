@@ -5,23 +5,31 @@ A *slot* is ``group × windows + window``. Each batch is reduced per slot (sorte
 points. The one exception is ``pNN``: an exact percentile needs every value of its slot, so a field
 that asks for one keeps its values (8 bytes each) until the window is finished.
 
-Spread uses Chan's pairwise update so ``stddev`` (sample, n - 1, as InfluxQL's ``STDDEV``) stays
-accurate for rates with a large mean. Percentiles are nearest rank: the smallest value with at
-least p % of the values at or below it (the 95th-percentile billing rule).
+Every result has the same bits however the rows were batched and in whichever order series came:
+float sums (``mean``, ``sum``, ``increase``, ``rate``, ``stddev``) are made by
+:mod:`rollup.core.sums`, covered seconds are summed as integer nanoseconds, ``min``, ``max`` and
+counts do not depend on the order, and ``last`` at an instant several series share is the
+greatest of their values. A zero is always written +0.0. Percentiles are nearest rank: the
+smallest value with at least p % of the values at or below it (the 95th-percentile billing rule).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from rollup.core.durations import NS_PER_SECOND
 from rollup.core.spec import FieldRule, output_field, percentile_of
+from rollup.core.sums import FieldSums, Pieces
 
-_FLOAT_STATS = ("total", "mean", "m2", "vmin", "vmax", "last_v", "increase", "seconds")
-_INT_STATS = ("n", "last_t", "samples", "invalid", "resets", "gaps")
+_FLOAT_STATS = ("vmin", "vmax", "last_v")
+_INT_STATS = ("n", "last_t", "samples", "invalid", "resets", "gaps", "seconds_high", "seconds_low")
 _FILL = {"vmin": np.inf, "vmax": -np.inf, "last_t": np.iinfo(np.int64).min}
 _EMPTY = np.zeros(0, dtype=np.int64)
+_NS_BITS = 30
+"""Covered nanoseconds are kept as ``seconds_high × 2^30 + seconds_low``: int64 never overflows."""
 
 
 @dataclass(slots=True)
@@ -65,28 +73,29 @@ class FieldAccumulator:
         self.want_increase = bool(wanted & {"increase", "rate"})
         self.percentiles = [(name, percentile_of(name) or 0.0) for name in rule.percentiles]
         self._kept_values: list[tuple[np.ndarray, np.ndarray]] = []
+        self.sums = FieldSums(
+            values=bool(wanted & {"mean", "sum"}), increase=self.want_increase, spread=self.want_spread
+        )
         self.size = 0
         self._capacity = 0
+        self._low_bound = 0
         for name in _FLOAT_STATS:
             setattr(self, name, np.zeros(0, dtype=np.float64))
         for name in _INT_STATS:
             setattr(self, name, np.zeros(0, dtype=np.int64))
 
     # Attribute annotations for type checkers (created dynamically above).
-    total: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
     vmin: np.ndarray
     vmax: np.ndarray
     last_v: np.ndarray
-    increase: np.ndarray
-    seconds: np.ndarray
     n: np.ndarray
     last_t: np.ndarray
     samples: np.ndarray
     invalid: np.ndarray
     resets: np.ndarray
     gaps: np.ndarray
+    seconds_high: np.ndarray
+    seconds_low: np.ndarray
 
     def grow(self, size: int) -> None:
         if size <= self.size:
@@ -99,6 +108,7 @@ class FieldAccumulator:
                 new[: self.size] = old[: self.size]
                 setattr(self, name, new)
             self._capacity = capacity
+        self.sums.grow(size)
         self.size = size
 
     # -- merging a batch ----------------------------------------------------------------------
@@ -120,59 +130,51 @@ class FieldAccumulator:
         else:
             target[seg.slots[keep]] += seg.counts[keep]
 
-    def add_values(
-        self,
-        slots: np.ndarray,
-        values: np.ndarray,
-        times: np.ndarray,
-        increase: np.ndarray | None = None,
-        seconds: np.ndarray | None = None,
-    ) -> None:
-        """Merge values (rates or gauge readings) stamped at ``times`` into their slots."""
-        if len(slots):
-            self.merge(segment(slots), values, times, increase=increase, seconds=seconds)
-
     def merge(
         self,
         seg: Segments,
+        pieces: Pieces,
         values: np.ndarray,
         times: np.ndarray,
         *,
+        stream: int = 0,
         increase: np.ndarray | None = None,
-        seconds: np.ndarray | None = None,
-        use: np.ndarray | None = None,
+        nanoseconds: np.ndarray | None = None,
         excluded: np.ndarray | None = None,
         keep: np.ndarray | None = None,
     ) -> None:
-        """Merge row values into the slots ``seg`` cuts them into.
+        """Merge row values into the slots ``seg`` cuts them into; ``pieces`` are the same rows cut
+        by series and slot, in row order, for the float sums (see :mod:`rollup.core.sums`).
 
-        ``use`` (bool per row, None for all) picks the rows that count, or ``excluded`` (sorted row
-        positions) the rows that do not: when only sums are asked for, those entries of ``values``,
-        ``increase`` and ``seconds`` are set to 0 in place. ``keep`` (bool per segment, None for all)
-        picks the segments that are merged at all: the others are not slots of a window.
+        ``nanoseconds`` (int64) are the intervals' lengths. ``excluded`` (sorted row positions) are
+        rows that do not count: when only sums are asked for, those entries of ``values``,
+        ``increase`` and ``nanoseconds`` are set to 0 in place. ``keep`` (bool per segment, None
+        for all) picks the segments that are merged at all: the others are not slots of a window.
         """
         if not len(seg.slots):
             return
         counts = seg.counts
+        use: np.ndarray | None = None
         if excluded is not None and len(excluded):
-            sums_only = not (self.want_minmax or self.want_last or self.want_spread or self.percentiles)
+            sums_only = not (self.want_minmax or self.want_last or self.percentiles)
             if sums_only and seg.order is None:
-                for array in (values, increase, seconds):
+                for array in (values, increase, nanoseconds):
                     if array is not None:
-                        array[excluded] = 0.0
+                        array[excluded] = 0
                 inside = np.searchsorted(seg.starts, excluded, side="right") - 1
                 counts = counts - np.bincount(inside, minlength=len(counts))
             else:
                 use = np.ones(len(values), dtype=bool)
                 use[excluded] = False
+        if self.sums.wanted:
+            terms = values if use is None else np.where(use, values, 0.0)
+            inc = increase if use is None or increase is None else np.where(use, increase, 0.0)
+            self.sums.add(stream, pieces, terms, inc, use)
         starts = seg.starts
         x = seg.take(values)
-        if use is None:
-            sums = np.add.reduceat(x, starts)
-        else:
+        if use is not None:
             use = seg.take(use)
             counts = np.add.reduceat(use, starts, dtype=np.int64)
-            sums = np.add.reduceat(np.where(use, x, 0.0), starts)
         chosen = counts > 0 if keep is None else keep & (counts > 0)
         every = bool(chosen.all())
         ids = seg.slots if every else seg.slots[chosen]
@@ -180,20 +182,6 @@ class FieldAccumulator:
         def pick(per_segment: np.ndarray) -> np.ndarray:
             return per_segment if every else per_segment[chosen]
 
-        if self.want_spread:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                batch_mean = sums / counts
-            deviation = x - np.repeat(batch_mean, seg.counts)
-            if use is not None:
-                deviation = np.where(use, deviation, 0.0)
-            batch_m2 = pick(np.add.reduceat(deviation * deviation, starts))
-            n_a = self.n[ids].astype(np.float64)
-            n_b = pick(counts).astype(np.float64)
-            total_n = n_a + n_b
-            delta = pick(batch_mean) - self.mean[ids]
-            self.mean[ids] += delta * n_b / total_n
-            self.m2[ids] += batch_m2 + delta * delta * n_a * n_b / total_n
-        self.total[ids] += pick(sums)
         self.n[ids] += pick(counts)
         if self.want_minmax:
             low = x if use is None else np.where(use, x, np.inf)
@@ -201,34 +189,57 @@ class FieldAccumulator:
             self.vmin[ids] = np.minimum(self.vmin[ids], pick(np.minimum.reduceat(low, starts)))
             self.vmax[ids] = np.maximum(self.vmax[ids], pick(np.maximum.reduceat(high, starts)))
         if self.want_last:
-            t = seg.take(times)
-            if use is not None:
-                t = np.where(use, t, np.iinfo(np.int64).min)
-            newest = np.maximum.reduceat(t, starts)
-            rows = np.arange(len(t))
-            at_newest = t == np.repeat(newest, seg.counts)
-            if use is not None:
-                at_newest &= use
-            latest = pick(np.maximum.reduceat(np.where(at_newest, rows, -1), starts))
-            newest = pick(newest)
-            newer = newest >= self.last_t[ids]
-            self.last_t[ids[newer]] = newest[newer]
-            self.last_v[ids[newer]] = x[latest[newer]]
-        if increase is not None and self.want_increase:
-            inc = seg.take(increase)
-            self.increase[ids] += pick(
-                np.add.reduceat(inc if use is None else np.where(use, inc, 0.0), starts)
-            )
-        if seconds is not None:
-            sec = seg.take(seconds)
-            self.seconds[ids] += pick(
-                np.add.reduceat(sec if use is None else np.where(use, sec, 0.0), starts)
-            )
+            self._merge_last(seg, x, seg.take(times), use, ids, pick)
+        if nanoseconds is not None:
+            ns = seg.take(nanoseconds)
+            self._merge_nanoseconds(seg, ns if use is None else np.where(use, ns, 0), ids, pick)
         if self.percentiles:
             rows_kept = np.repeat(chosen, seg.counts)
             if use is not None:
                 rows_kept &= use
             self._kept_values.append((np.repeat(seg.slots, seg.counts)[rows_kept], x[rows_kept]))
+
+    def _merge_last(
+        self,
+        seg: Segments,
+        x: np.ndarray,
+        t: np.ndarray,
+        use: np.ndarray | None,
+        ids: np.ndarray,
+        pick: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        """The value at the newest instant; where several series share it, the greatest value."""
+        if use is not None:
+            t = np.where(use, t, np.iinfo(np.int64).min)
+        newest = np.maximum.reduceat(t, seg.starts)
+        at_newest = t == np.repeat(newest, seg.counts)
+        if use is not None:
+            at_newest &= use
+        candidate = pick(np.maximum.reduceat(np.where(at_newest, x, -np.inf), seg.starts))
+        newest = pick(newest)
+        before, value = self.last_t[ids], self.last_v[ids]
+        value = np.where(newest > before, candidate, value)
+        self.last_v[ids] = np.where(newest == before, np.maximum(value, candidate), value)
+        self.last_t[ids] = np.maximum(before, newest)
+
+    def _merge_nanoseconds(
+        self, seg: Segments, ns: np.ndarray, ids: np.ndarray, pick: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """Add interval lengths exactly, as integers. No int64 overflows: ``_low_bound`` bounds
+        every ``seconds_low``, which are carried into ``seconds_high`` before it could."""
+        longest = int(ns.max()) if len(ns) else 0
+        if len(ns) * longest < 2**62:
+            sums = pick(np.add.reduceat(ns, seg.starts))
+            self._low_bound += len(ns) * longest
+        else:  # a long batch of long intervals: add in two halves
+            self.seconds_high[ids] += pick(np.add.reduceat(ns >> _NS_BITS, seg.starts))
+            sums = pick(np.add.reduceat(ns & (2**_NS_BITS - 1), seg.starts))
+            self._low_bound += len(ns) << _NS_BITS
+        self.seconds_low[ids] += sums
+        if self._low_bound >= 2**62:
+            self.seconds_high += self.seconds_low >> _NS_BITS
+            self.seconds_low &= 2**_NS_BITS - 1
+            self._low_bound = 2**_NS_BITS
 
     # -- results ------------------------------------------------------------------------------
 
@@ -247,22 +258,32 @@ class FieldAccumulator:
             out[name][seg.slots] = values[seg.starts + rank - 1]
         return out
 
+    def seconds(self, slots: np.ndarray) -> np.ndarray:
+        """Covered seconds of ``slots`` (the sum of exact nanoseconds, rounded once at the end)."""
+        nanoseconds = self.seconds_high[slots].astype(np.float64) * 2.0**_NS_BITS + self.seconds_low[slots]
+        seconds: np.ndarray = nanoseconds / NS_PER_SECOND
+        return seconds
+
     def columns(self, slots: np.ndarray) -> list[tuple[str, list[float | int | None]]]:
         """Coverage, then the requested aggregates, of ``slots``: one list per output field, None
         where a slot has no value for it (no sample, a single one for ``stddev`` …)."""
         rule = self.rule
         prefix = rule.output
+        n = self.n[slots]
+        self.sums.settle()
         out: list[tuple[str, list[float | int | None]]] = [
             (f"{prefix}_samples", self.samples[slots].tolist()),
             (f"{prefix}_invalid", self.invalid[slots].tolist()),
         ]
         if rule.kind == "counter":
-            out.append((f"{prefix}_seconds", self.seconds[slots].astype(np.float64).tolist()))
+            out.append((f"{prefix}_seconds", (self.seconds(slots) + 0.0).tolist()))
             out.append((f"{prefix}_resets", self.resets[slots].tolist()))
             out.append((f"{prefix}_gaps", self.gaps[slots].tolist()))
-        n = self.n[slots]
         has = n > 0
         percentiles = self.percentile_table() if self.percentiles else {}
+        total = (
+            self.sums.values.values(slots) if self.sums.values is not None else np.full(len(slots), np.nan)
+        )
         for name in rule.aggregates:
             if name == "count":
                 out.append(
@@ -274,9 +295,9 @@ class FieldAccumulator:
                 continue
             with np.errstate(divide="ignore", invalid="ignore"):
                 if name == "mean":
-                    value = self.total[slots] / n
+                    value = total / n
                 elif name == "sum":
-                    value = self.total[slots]
+                    value = total
                 elif name == "min":
                     value = self.vmin[slots]
                 elif name == "max":
@@ -284,14 +305,18 @@ class FieldAccumulator:
                 elif name == "last":
                     value = self.last_v[slots]
                 elif name == "stddev":
-                    value = np.where(n > 1, np.sqrt(self.m2[slots] / (n - 1)), np.nan)
+                    value = self.sums.stddev(slots, n)
                 elif name == "increase":
-                    value = self.increase[slots]
+                    value = self.sums.increase.values(slots)  # type: ignore[union-attr]
                 elif name == "rate":
-                    seconds = self.seconds[slots]
-                    value = np.where(seconds > 0, self.increase[slots] / seconds * rule.unit_seconds, np.nan)
+                    seconds = self.seconds(slots)
+                    increase = self.sums.increase.values(slots)  # type: ignore[union-attr]
+                    value = np.where(seconds > 0, increase / seconds * rule.unit_seconds, np.nan)
                 else:
                     value = percentiles[name][slots]
+            value = (
+                value + 0.0
+            )  # -0.0 and 0.0 compare equal, so which one a min or max keeps depends on order
             present = has & ~np.isnan(value)
             out.append(
                 (

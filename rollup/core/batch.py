@@ -4,10 +4,12 @@ A batch holds *runs*: consecutive rows that belong to one series (measurement + 
 time order within the run. A series may continue in the next batch (InfluxDB splits long series
 across chunks), and the core carries its state across. Times are epoch nanoseconds.
 
-Field values arrive in the dtype that keeps them exact: ``uint64`` or ``int64`` for integer counters
-(up to 2^64 - 1), ``float64`` otherwise. ``valid`` marks rows whose value is a usable number (a
-point that lacks the field is simply not valid); ``invalid`` marks rows that carried something that
-is not a number (a string, a boolean), which the core skips and counts.
+Field values arrive in the dtype that keeps them exact: ``int64`` or ``uint64`` for integer counters
+(from -2^63 up to 2^64 - 1), ``float64`` otherwise, or, when no one dtype keeps every value of the
+batch exact, as a *mixed* column (``kinds``, see :mod:`rollup.core.numbers`). ``valid`` marks rows
+whose value is a usable number (a point that lacks the field is simply not valid); ``invalid``
+marks rows that carried something that is not a number (a string, a boolean), which the core skips
+and counts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from rollup.core import numbers
 
 SeriesKey = tuple[tuple[str, str], ...]
 """A series' tags as sorted ``(key, value)`` pairs, empty values left out."""
@@ -29,10 +33,12 @@ class FieldColumn:
     values: np.ndarray
     valid: np.ndarray | None = None
     invalid: np.ndarray | None = None
+    kinds: np.ndarray | None = None
+    """None: every value is of ``values``' dtype. Else ``values`` is uint64, each row's 64 bits read
+    as ``kinds`` says (:data:`~rollup.core.numbers.INT`, ``UINT`` or ``FLOAT``)."""
 
     def __post_init__(self) -> None:
-        if self.values.dtype.kind not in "fiu":
-            raise TypeError(f"field values must be numeric, got dtype {self.values.dtype}")
+        numbers.check(self.values, self.kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,9 @@ class Batch:
     run_lengths: np.ndarray
     time: np.ndarray
     fields: dict[str, FieldColumn] = field(default_factory=dict)
+    stream: int = 0
+    """Which of a source's concurrent queries the batch comes from: their batches interleave, each
+    stream's in its order (its series one after the other, see :mod:`rollup.sources.base`)."""
 
     def __post_init__(self) -> None:
         if len(self.keys) != len(self.run_lengths):

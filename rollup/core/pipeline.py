@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rollup.core import numbers
 from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
 from rollup.core.derivative import PrevState, derive_rows, run_starts
 from rollup.core.spec import FieldRule, RollupSpec
+from rollup.core.sums import Pieces
 from rollup.core.windows import Window
 
 
@@ -49,6 +51,8 @@ class _Column:
     """Rows whose value is usable; None: every row."""
     invalid: np.ndarray | None
     """Rows that carried something that is not a number; None: no row."""
+    kinds: np.ndarray | None = None
+    """How each row's bits read, for a mixed column (see :mod:`rollup.core.numbers`)."""
 
     def any_valid(self) -> bool:
         return bool(len(self.values)) if self.valid is None else bool(self.valid.any())
@@ -58,6 +62,7 @@ class _Column:
             self.values[index],
             None if self.valid is None else self.valid[index],
             None if self.invalid is None else self.invalid[index],
+            None if self.kinds is None else self.kinds[index],
         )
 
 
@@ -111,10 +116,12 @@ class _Rows:
         columns = {}
         for name, c in second.columns.items():
             a = first.columns[name]
+            values, kinds = _concat_values(a, c)
             columns[name] = _Column(
-                _concat_values(a, c),
+                values,
                 _concat_masks(a.valid, c.valid, len(a.values), len(c.values), True),
                 _concat_masks(a.invalid, c.invalid, len(a.values), len(c.values), False),
+                kinds,
             )
         run_ids, starts = second.run_ids, second.starts + len(first)
         if len(run_ids) and run_ids[0] == first.run_ids[-1]:
@@ -135,20 +142,19 @@ def _concat_masks(
     return np.concatenate([np.full(na, fill) if a is None else a, np.full(nb, fill) if b is None else b])
 
 
-def _concat_values(first: _Column, second: _Column) -> np.ndarray:
-    a, b = first.values, second.values
-    # Rows without a usable value hold mere placeholders: their dtype must not turn exact integers
-    # of the other side into floats.
+def _concat_values(first: _Column, second: _Column) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values of two columns as one, every value kept exact (a mixed column if need be)."""
+    a, b = (first.values, first.kinds), (second.values, second.kinds)
+    # Rows without a usable value hold mere placeholders: they take the other side's type.
     if not first.any_valid():
-        a = np.zeros(len(a), dtype=b.dtype)
+        a = (np.zeros(len(first.values), dtype=second.values.dtype), _placeholder_kinds(second, first))
     elif not second.any_valid():
-        b = np.zeros(len(b), dtype=a.dtype)
-    if a.dtype == b.dtype:
-        return np.concatenate([a, b])
-    if a.dtype.kind in "iu" and b.dtype.kind in "iu" and a.min() >= 0 and b.min() >= 0:
-        # int64 and uint64 counters (a source switches when a value needs 64 bits): stay exact.
-        return np.concatenate([a.astype(np.uint64), b.astype(np.uint64)])
-    return np.concatenate([a.astype(np.float64), b.astype(np.float64)])
+        b = (np.zeros(len(second.values), dtype=first.values.dtype), _placeholder_kinds(first, second))
+    return numbers.concat(a, b)
+
+
+def _placeholder_kinds(model: _Column, placeholders: _Column) -> np.ndarray | None:
+    return None if model.kinds is None else np.full(len(placeholders.values), numbers.INT, dtype=np.uint8)
 
 
 @dataclass(slots=True)
@@ -156,13 +162,15 @@ class _Frame:
     """Rows of one field ready for the derivative: in runs of one series each (``run_ids``,
     ``starts``), time-ordered, unique times, none late. ``seg`` cuts the rows by accumulator slot and
     ``keep`` tells which of those segments are slots of a window (the others are padding, see
-    :class:`Rollup`); ``steps`` is ``np.diff(time)`` when known."""
+    :class:`Rollup`); ``pieces`` cuts them by series and slot; ``steps`` is ``np.diff(time)`` when
+    known."""
 
     run_ids: np.ndarray
     starts: np.ndarray
     time: np.ndarray
     seg: Segments
     keep: np.ndarray | None
+    pieces: Pieces
     steps: np.ndarray | None = None
     _slot: np.ndarray | None = None
 
@@ -211,7 +219,8 @@ class Rollup:
         self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
-        self._held: _Rows | None = None
+        self._held: dict[int, _Rows] = {}
+        """Per stream, the rows its last batch ended with (see :meth:`feed`)."""
 
     @property
     def group_count(self) -> int:
@@ -220,15 +229,16 @@ class Rollup:
     # -- input --------------------------------------------------------------------------------
 
     def feed(self, batch: Batch) -> None:
+        stream = batch.stream
         rows = self._rows_of(batch)
-        if self._held is not None:
-            rows = _Rows.join(self._held, rows) if len(rows) else self._held
-            self._held = None
+        held = self._held.pop(stream, None)
+        if held is not None:
+            rows = _Rows.join(held, rows) if len(rows) else held
         n = len(rows)
         if not n:
             return
-        # The series the batch ends with (in input order) may continue in the next batch, possibly
-        # with more rows at its newest time: hold all of those back, in input order.
+        # The series the batch ends with (in input order) may continue in the stream's next batch,
+        # possibly with more rows at its newest time: hold all of those back, in input order.
         last = rows.run_ids[-1]
         tail_start = int(rows.starts[-1])
         tail_time = rows.time[tail_start:]
@@ -236,22 +246,21 @@ class Rollup:
             # The usual case: the last series is one time-ordered run at the end, so its rows at the
             # newest time are a suffix.
             cut = tail_start + int(np.searchsorted(tail_time, tail_time[-1], side="left"))
-            self._held = rows.between(cut, n)
+            self._held[stream] = rows.between(cut, n)
             if cut:
-                self._process(rows.between(0, cut))
+                self._process(rows.between(0, cut), stream)
             return
         series = rows.series()
         tail = series == last
         hold = tail & (rows.time == rows.time[tail].max())
-        self._held = rows.take(hold)
+        self._held[stream] = rows.take(hold)
         rest = rows.take(~hold)
         if len(rest):
-            self._process(rest)
+            self._process(rest, stream)
 
     def finish(self) -> list[WindowResult]:
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._process(held)
+        for stream in sorted(self._held):
+            self._process(self._held.pop(stream), stream)
         return self._results()
 
     # -- internals ----------------------------------------------------------------------------
@@ -316,30 +325,27 @@ class Rollup:
             if column is None:
                 columns[rule.name] = _Column(np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
                 continue
-            values = column.values
+            values, kinds = column.values, column.kinds
             if column.valid is None and column.invalid is None:
-                if values.dtype.kind != "f":
-                    columns[rule.name] = _Column(values, None, None)
-                    continue
-                finite = np.isfinite(values)
-                if finite.all():
-                    columns[rule.name] = _Column(values, None, None)
+                bad = numbers.non_finite(values, kinds)
+                if bad is None or not bad.any():
+                    columns[rule.name] = _Column(values, None, None, kinds)
                 else:
-                    columns[rule.name] = _Column(values, finite, ~finite)
+                    columns[rule.name] = _Column(values, ~bad, bad, kinds)
                 continue
             valid = np.ones(n, dtype=bool) if column.valid is None else column.valid.astype(bool, copy=True)
             invalid = (
                 np.zeros(n, dtype=bool) if column.invalid is None else column.invalid.astype(bool, copy=True)
             )
             valid &= ~invalid  # a value flagged as not a number is never used, whatever ``valid`` says
-            if values.dtype.kind == "f":
-                finite = np.isfinite(values)
-                invalid |= valid & ~finite
-                valid &= finite
-            columns[rule.name] = _Column(values, valid, invalid)
+            bad = numbers.non_finite(values, kinds)
+            if bad is not None:
+                invalid |= valid & bad
+                valid &= ~bad
+            columns[rule.name] = _Column(values, valid, invalid, kinds)
         return _Rows(run_ids, starts, np.asarray(batch.time, dtype=np.int64), columns)
 
-    def _process(self, rows: _Rows) -> None:
+    def _process(self, rows: _Rows, stream: int) -> None:
         """Roll up rows: put them in order if they are not, count points, then each field."""
         # Rows must be grouped by series and time-ordered within each: sort them if they are not
         # (stable, so duplicates keep their order).
@@ -369,9 +375,9 @@ class Rollup:
                 prev = self._prev[rule.name]
                 clean = not np.any(prev.has[run_ids] & (time[starts] <= prev.time[run_ids]))
             if clean:
-                self._process_field(rule, frame, column.values)
+                self._process_field(rule, frame, column.values, column.kinds, stream)
             else:
-                self._process_field_rows(rule, frame, column)
+                self._process_field_rows(rule, frame, column, stream)
 
     def _frame(
         self, run_ids: np.ndarray, starts: np.ndarray, time: np.ndarray, steps: np.ndarray | None = None
@@ -390,6 +396,7 @@ class Rollup:
         sizes = pieces.ravel()
         present = sizes > 0
         sizes, slots = sizes[present], piece_slots.ravel()[present]
+        piece_starts = np.cumsum(sizes) - sizes
         slot_rows = None
         if len(slots) > 1 and np.any(slots[1:] < slots[:-1]):
             slot_rows = np.repeat(slots, sizes)
@@ -399,12 +406,12 @@ class Rollup:
             # of one group), no row needs to move.
             first = np.ones(len(slots), dtype=bool)
             first[1:] = slots[1:] != slots[:-1]
-            piece_starts = np.cumsum(sizes) - sizes
             counts = np.add.reduceat(sizes, np.flatnonzero(first)) if len(sizes) else sizes
             seg = Segments(None, slots[first], piece_starts[first], counts)
         position = seg.slots % stride
         window = (position > 0) & (position < stride - 1)
-        frame = _Frame(run_ids, starts, time, seg, None if window.all() else window, steps, slot_rows)
+        cut = Pieces(piece_starts, slots, np.repeat(run_ids, stride)[present])
+        frame = _Frame(run_ids, starts, time, seg, None if window.all() else window, cut, steps, slot_rows)
         return frame, pieces
 
     def _rows_below(
@@ -432,7 +439,7 @@ class Rollup:
             below[i] = np.searchsorted(run, bounds, side="left")
         return below
 
-    def _process_field_rows(self, rule: FieldRule, frame: _Frame, column: _Column) -> None:
+    def _process_field_rows(self, rule: FieldRule, frame: _Frame, column: _Column, stream: int) -> None:
         """The general case: keep the last valid value of each timestamp, skip late samples."""
         acc = self._acc[rule.name]
         series, time = frame.series(), frame.time
@@ -455,20 +462,31 @@ class Rollup:
             return
         starts = run_starts(series)
         sub, _ = self._frame(series[starts], starts, time)
-        self._process_field(rule, sub, column.values[index])
+        kinds = None if column.kinds is None else column.kinds[index]
+        self._process_field(rule, sub, column.values[index], kinds, stream)
 
-    def _process_field(self, rule: FieldRule, frame: _Frame, values: np.ndarray) -> None:
+    def _process_field(
+        self, rule: FieldRule, frame: _Frame, values: np.ndarray, kinds: np.ndarray | None, stream: int
+    ) -> None:
         acc = self._acc[rule.name]
         prev = self._prev[rule.name]
         acc.add_segment_counts(frame.seg, acc.samples, frame.keep)
         if rule.kind == "gauge":
             ends = np.append(frame.starts[1:] - 1, len(frame.time) - 1)
-            prev.remember_runs(frame.run_ids, ends, frame.time, values)
-            scaled = values.astype(np.float64) * rule.scale
-            acc.merge(frame.seg, scaled, frame.time, keep=frame.keep)
+            prev.remember_runs(frame.run_ids, ends, frame.time, values, kinds)
+            scaled = numbers.as_float(values, kinds) * rule.scale
+            acc.merge(frame.seg, frame.pieces, scaled, frame.time, stream=stream, keep=frame.keep)
             return
         rows = derive_rows(
-            rule, frame.run_ids, frame.starts, frame.time, values, prev, self.spec.max_gap_ns, frame.steps
+            rule,
+            frame.run_ids,
+            frame.starts,
+            frame.time,
+            values,
+            prev,
+            self.spec.max_gap_ns,
+            frame.steps,
+            kinds,
         )
         if len(rows.decreased):
             acc.add_counts(frame.slots_at(rows.decreased), acc.resets)
@@ -482,10 +500,12 @@ class Rollup:
         increase = rows.dv * rule.scale if acc.want_increase else None
         acc.merge(
             frame.seg,
+            frame.pieces,
             rows.rate,
             frame.time,
+            stream=stream,
             increase=increase,
-            seconds=rows.seconds,
+            nanoseconds=rows.nanoseconds,
             excluded=excluded if len(excluded) else None,
             keep=frame.keep,
         )

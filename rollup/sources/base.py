@@ -48,8 +48,10 @@ class SourceSchema:
 
 class Source(Protocol):
     def read(self, query: SourceQuery) -> Iterator[Batch]:
-        """Batches in series order, each series time-ordered; raises SourceError on any failure,
-        including a stream cut short (a partial read is never a short window)."""
+        """Batches in series order, each series time-ordered; batches of queries read at the same
+        time interleave, each marked with its query (``Batch.stream``) and in series order. Raises
+        SourceError on any failure, including a stream cut short (a partial read is never a short
+        window)."""
         ...
 
     def schema(self, database: str, retention_policy: str | None, measurement: str) -> SourceSchema:

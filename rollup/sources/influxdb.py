@@ -35,9 +35,10 @@ Reading overlaps rolling up: a thread per query receives and parses up to ``read
 ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
 caller computes and memory stays flat. With ``concurrency = N`` the series are split into N subsets
 on one tag's values (``SHOW TAG VALUES``; a tag of the job's groups when one has enough values, so
-each group's rows come in one order) and N queries run at once, their batches interleaved; the last
-subset is "every other value", so a series whose tag value appeared meanwhile is not missed. That
-pays off when influxd has cores to spare.
+each group's rows come in one order) and N queries run at once, their batches interleaved, each
+marked with its query's number (``Batch.stream``) so that the core knows which series may go on in
+which later batch; the last subset is "every other value", so a series whose tag value appeared
+meanwhile is not missed. That pays off when influxd has cores to spare.
 
 Connecting is retried (:mod:`rollup.retry`: connection errors, timeouts, HTTP 5xx and 429, with
 exponential backoff and jitter); once a response is being read nothing is retried, since the caller
@@ -121,19 +122,23 @@ class InfluxQLSource:
 
     def read(self, query: SourceQuery) -> Iterator[Batch]:
         subsets = self._subsets(query) if self.concurrency > 1 else [()]
-        readers = [self._read_statement(query, build_query(query, extra)) for extra in subsets]
+        readers = [
+            self._read_statement(query, build_query(query, extra), stream)
+            for stream, extra in enumerate(subsets)
+        ]
         if self.read_ahead == 0 and len(readers) == 1:
             yield from readers[0]
         else:
             yield from read_ahead(readers, depth=max(self.read_ahead, 1) * len(readers))
 
-    def _read_statement(self, query: SourceQuery, statement: str) -> Iterator[Batch]:
+    def _read_statement(self, query: SourceQuery, statement: str, stream: int) -> Iterator[Batch]:
+        """The batches of one statement, marked as ``stream`` (their series come one after the other)."""
         response = self._open(query.database, statement)
         try:
             if self.format == "json":
-                yield from self._read_documents(self._json_documents(response), query.fields)
+                yield from self._read_documents(self._json_documents(response), query.fields, stream)
             else:
-                yield from self._read_documents(self._msgpack_documents(response), query.fields)
+                yield from self._read_documents(self._msgpack_documents(response), query.fields, stream)
         except httpx.TimeoutException as exc:
             raise SourceError(
                 f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result",
@@ -305,8 +310,10 @@ class InfluxQLSource:
 
     # -- JSON and msgpack: documents of results ---------------------------------------------------
 
-    def _read_documents(self, documents: Iterable[object], fields: Sequence[str]) -> Iterator[Batch]:
-        batcher = ObjectBatcher(fields)
+    def _read_documents(
+        self, documents: Iterable[object], fields: Sequence[str], stream: int
+    ) -> Iterator[Batch]:
+        batcher = ObjectBatcher(fields, stream)
         partial = False
         seen_any = False
         for doc in documents:

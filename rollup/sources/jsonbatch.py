@@ -7,10 +7,13 @@ are either a numpy integer array, read from the JSON text by :mod:`rollup.source
 into the decoded skeleton by :func:`fill_integer_rows`, or the Python objects orjson decoded. The
 documents of a MessagePack response (:mod:`rollup.sources.msgpackrows`) come the same way.
 
-Values keep their exactness: a field whose values in a batch are all integers becomes ``int64``
-(``uint64`` when one is at least 2^63 and none is negative, ``float64`` when both occur), a float
-anywhere makes the column ``float64``. A missing value (``null``) is simply not valid; a string or
-a boolean is not valid and counted as invalid (:func:`object_column`).
+Every value keeps its exactness, whatever else the batch holds: a field whose values are all
+integers becomes ``int64`` (``uint64`` when one is at least 2^63 and none is negative), a field of
+floats ``float64`` (integers among them too, when each is exactly a float64: within ±2^53), and
+values that no one dtype holds exactly (a negative integer and one from 2^63 on, an integer beyond
+2^53 among fractions) a mixed column (:mod:`rollup.core.numbers`). A missing value (``null``) is
+simply not valid; a string or a boolean is not valid and counted as invalid
+(:func:`object_column`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rollup.core import numbers
 from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
 from rollup.errors import SourceError
 from rollup.sources.jsonrows import integer_rows
@@ -57,10 +61,12 @@ def fill_integer_rows(doc: object, texts: list[bytes]) -> bool:
 
 class ObjectBatcher:
     """Gathers JSON series until a batch is due, then converts them at once. A series' rows are
-    either a numpy integer array (see :func:`fill_integer_rows`) or Python objects."""
+    either a numpy integer array (see :func:`fill_integer_rows`) or Python objects. ``stream``
+    tells the batches of one query from those of others read at the same time."""
 
-    def __init__(self, fields: Sequence[str]):
+    def __init__(self, fields: Sequence[str], stream: int = 0):
         self.fields = list(fields)
+        self.stream = stream
         self.wanted = ["time", *self.fields]
         self.keys: list[SeriesKey] = []
         self.lengths: list[int] = []
@@ -121,7 +127,11 @@ class ObjectBatcher:
             time = _times(block[:, 0])
             fields = {name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)}
         batch = Batch(
-            keys=self.keys, run_lengths=np.asarray(self.lengths, dtype=np.int64), time=time, fields=fields
+            keys=self.keys,
+            run_lengths=np.asarray(self.lengths, dtype=np.int64),
+            time=time,
+            fields=fields,
+            stream=self.stream,
         )
         self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
         return batch
@@ -159,10 +169,9 @@ def _times(column: np.ndarray) -> np.ndarray:
 def object_column(values: np.ndarray) -> FieldColumn:
     """A field column from an object array of JSON values (int, float, None, str, bool)."""
     kinds = set(map(type, values))
-    if kinds <= {int}:
-        return FieldColumn(_integers(values))
     if kinds <= {int, float}:
-        return FieldColumn(values.astype(np.float64))
+        converted, mixed = exact_numbers(values, float in kinds)
+        return FieldColumn(converted, kinds=mixed)
     present = np.not_equal(values, _NONE)
     if kinds <= {int, float, type(None)}:
         numeric = present
@@ -170,22 +179,24 @@ def object_column(values: np.ndarray) -> FieldColumn:
         numeric = np.fromiter((type(v) in (int, float) for v in values), dtype=bool, count=len(values))
     filled = values.copy()
     filled[~numeric] = 0
-    converted = _integers(filled) if float not in kinds else filled.astype(np.float64)
-    return FieldColumn(converted, valid=numeric, invalid=present & ~numeric)
+    converted, mixed = exact_numbers(filled, float in kinds)
+    return FieldColumn(converted, valid=numeric, invalid=present & ~numeric, kinds=mixed)
 
 
-def _integers(values: np.ndarray) -> np.ndarray:
-    """Python ints as int64, or uint64 when some exceed int64 and none is negative, else float64."""
-    try:
-        return values.astype(np.int64)
-    except OverflowError:
-        pass
-    if min(values) >= 0:
-        try:
-            return values.astype(np.uint64)
-        except OverflowError:
-            pass
-    return values.astype(np.float64)
+def exact_numbers(values: np.ndarray, floats: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Python ints (and ``floats``) as a column that keeps each exact: int64, uint64 or float64
+    when one dtype does, else mixed (values and kinds, see :mod:`rollup.core.numbers`)."""
+    if not floats:
+        for dtype in (np.int64, np.uint64):
+            try:
+                return values.astype(dtype), None
+            except OverflowError:
+                pass
+    else:
+        as_float = values.astype(np.float64)
+        if not len(as_float) or float(np.abs(as_float).max()) < numbers.TWO_53:
+            return as_float, None  # every integer among them is exactly its float
+    return numbers.from_python(values.tolist())
 
 
 # -- checks of the response's shape ---------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rollup.core import numbers
 from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
 from rollup.core.durations import NS_PER_SECOND
 from rollup.core.pipeline import Rollup, WindowResult
@@ -34,21 +35,13 @@ def hours(first: int, count: int = 1) -> list[Window]:
     return [Window(T0 + (first + i) * HOUR, T0 + (first + i + 1) * HOUR) for i in range(count)]
 
 
-def _dtype_for(values: list[Any]) -> np.dtype[Any]:
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if numbers and all(isinstance(v, int) for v in numbers):
-        if any(v >= 2**63 for v in numbers):
-            return np.dtype(np.uint64)
-        return np.dtype(np.int64)
-    return np.dtype(np.float64)
-
-
-def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None) -> Batch:
+def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None, stream: int = 0) -> Batch:
     """A batch from rows in the order given; consecutive rows of one series form a run.
 
     Numbers are valid values, strings and booleans are invalid (not a number), a field absent from
-    a row's dict is missing. Integer fields become int64 (uint64 from 2^63), others float64, unless
-    ``dtypes`` says otherwise.
+    a row's dict is missing. A field's numbers are kept exact, as a source does: int64, uint64
+    (from 2^63), float64, or a mixed column when no one dtype will do, unless ``dtypes`` says
+    otherwise. ``stream``: the concurrent query the batch comes from.
     """
     keys: list[SeriesKey] = []
     lengths: list[int] = []
@@ -63,13 +56,19 @@ def make_batch(rows: Sequence[Row], dtypes: Mapping[str, Any] | None = None) -> 
     columns: dict[str, FieldColumn] = {}
     for name in names:
         raw = [fields.get(name, MISSING) for _, _, fields in rows]
-        dtype = np.dtype((dtypes or {}).get(name) or _dtype_for(raw))
         valid = np.array([isinstance(v, int | float) and not isinstance(v, bool) for v in raw], dtype=bool)
         invalid = np.array([isinstance(v, str | bool) for v in raw], dtype=bool)
-        values = np.array([v if ok else 0 for v, ok in zip(raw, valid, strict=True)], dtype=dtype)
-        columns[name] = FieldColumn(values, valid=valid, invalid=invalid)
+        filled = [v if ok else 0 for v, ok in zip(raw, valid, strict=True)]
+        dtype = (dtypes or {}).get(name)
+        if dtype is not None:
+            columns[name] = FieldColumn(np.array(filled, dtype=dtype), valid=valid, invalid=invalid)
+            continue
+        if any(isinstance(v, float) for v in filled):  # placeholders follow the numbers' kind
+            filled = [float(v) if not ok else v for v, ok in zip(filled, valid, strict=True)]
+        values, kinds = numbers.from_python(filled)
+        columns[name] = FieldColumn(values, valid=valid, invalid=invalid, kinds=kinds)
     times = np.array([at(t) for _, t, _ in rows], dtype=np.int64)
-    return Batch(keys, np.array(lengths, dtype=np.int64), times, columns)
+    return Batch(keys, np.array(lengths, dtype=np.int64), times, columns, stream)
 
 
 def run(spec: RollupSpec, windows: Sequence[Window], batches: Iterable[Batch]) -> list[WindowResult]:

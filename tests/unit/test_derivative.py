@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rollup.core.derivative import Intervals, PrevState, derive, exact_counter_values
+from rollup.core import numbers
+from rollup.core.derivative import Intervals, PrevState, derive
 from rollup.core.spec import FieldRule, OnDecrease
 
 from .builders import S
@@ -143,19 +148,12 @@ def test_integer_counters_are_subtracted_exactly(values: list[int], expected: fl
     assert intervals.rate.tolist() == [expected]
 
 
-def test_non_negative_int64_values_become_uint64() -> None:
-    converted = exact_counter_values(np.asarray([0, 5, 2**62], dtype=np.int64))
-    assert converted.dtype == np.uint64
-    assert converted.tolist() == [0, 5, 2**62]
-
-
-def test_negative_integer_counters_are_handled_as_floats() -> None:
-    converted = exact_counter_values(np.asarray([-10, -4], dtype=np.int64))
-    assert converted.dtype == np.float64
+def test_negative_integer_counters_are_subtracted_exactly() -> None:
     rule = FieldRule("v", "v", on_decrease="drop")
-    intervals = derive_series(rule, [0, 2, 4], [-10, -4, -6], np.int64)
-    assert dvs(intervals) == [6.0, None]
-    assert intervals.rate.tolist()[0] == 3.0
+    base = -(2**62)  # float64 would round -2^62 - 1 to -2^62 and give a step of 2
+    intervals = derive_series(rule, [0, 2, 4, 6], [base - 1, base + 2, base - 5, -1], np.int64)
+    assert dvs(intervals) == [3.0, None, float(-1 - (base - 5))]
+    assert intervals.rate.tolist()[0] == 1.5
 
 
 def test_rate_is_dv_over_dt_times_unit_times_scale_and_increase_is_dv_times_scale() -> None:
@@ -238,3 +236,98 @@ def test_integer_prev_followed_by_float_batch() -> None:
 def test_dropped_interval_rate_is_not_a_number() -> None:
     intervals = derive_series(FieldRule("v", "v"), [0, 1], [5.0, 1.0], np.float64)
     assert math.isnan(intervals.rate[0])
+
+
+# -- exact values of every kind -------------------------------------------------------------------
+
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(min_value=-1e30, max_value=1e30, allow_nan=False),
+)
+RULES = st.builds(
+    lambda mode, max_rate: FieldRule("v", "v", on_decrease=mode, max_rate=max_rate),
+    st.sampled_from(["drop", "reset", "wrap32", "wrap64", "auto"]),
+    st.sampled_from([None, 1e3, 1e12, 1e20]),
+)
+
+
+def exact_dv(rule: FieldRule, v0: int | float, v1: int | float, dt_s: float) -> tuple[float | None, bool]:
+    """The reference: dv from the exact values, rounded once (None where dropped), and whether it
+    is a decrease."""
+    a, b = Fraction(v0), Fraction(v1)
+    if b >= a:
+        return float(b - a), False
+    fits32 = 0 <= a < TWO_32
+    wrapped = float(b + (TWO_32 if fits32 else TWO_64) - a)
+    if rule.on_decrease == "drop":
+        return None, True
+    if rule.on_decrease == "reset":
+        return float(b), True
+    if rule.on_decrease == "wrap64":
+        return float(b + TWO_64 - a), True
+    if rule.on_decrease == "wrap32":
+        return (wrapped if fits32 else float(b)), True
+    plausible = fits32 if rule.max_rate is None else wrapped / dt_s * rule.unit_seconds <= rule.max_rate
+    return (wrapped if plausible else float(b)), True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(NUMBERS, min_size=2, max_size=12),
+    rule=RULES,
+    data=st.data(),
+)
+def test_property_dv_is_the_exact_difference_rounded_once_whatever_the_kinds_and_batches(
+    values: list[int | float], rule: FieldRule, data: st.DataObject
+) -> None:
+    """Integers anywhere in -2^63 … 2^64 - 1 and floats, mixed in one series: cut into batches
+    anywhere, each batch in one dtype when one holds it exactly or as a mixed column, every dv is
+    the exact one rounded once, as a plain-Python reference computes it."""
+    cuts = sorted(data.draw(st.sets(st.integers(min_value=1, max_value=len(values) - 1))))
+    prev = PrevState()
+    prev.grow(1)
+    got_dv: list[float | None] = []
+    got_down: list[bool] = []
+    for low, high in itertools.pairwise([0, *cuts, len(values)]):
+        column, kinds = numbers.from_python(values[low:high])
+        if data.draw(st.booleans()):
+            column, kinds = numbers.to_mixed(column, kinds)
+        intervals = derive(
+            rule,
+            np.zeros(high - low, dtype=np.int64),
+            np.asarray([t * 7 * S for t in range(low, high)], dtype=np.int64),
+            column,
+            prev,
+            None,
+            kinds,
+        )
+        got_dv += dvs(intervals)
+        got_down += intervals.decreased.tolist()
+    expected = [exact_dv(rule, a, b, 7.0) for a, b in itertools.pairwise(values)]
+    assert got_dv == [dv for dv, _ in expected]
+    assert got_down == [down for _, down in expected]
+
+
+def test_a_negative_counter_one_near_2_pow_63_and_a_float_in_one_batch_are_each_exact() -> None:
+    """No one dtype holds the batch: a mixed column, each series exact."""
+    rule = FieldRule("v", "v", on_decrease="drop")
+    column, kinds = numbers.from_python([-(2**62) - 1, -(2**62) + 2, 2**63 + 1, 2**63 + 3, 0.5, 2.25])
+    assert kinds is not None
+    prev = PrevState()
+    prev.grow(3)
+    series = np.asarray([0, 0, 1, 1, 2, 2], dtype=np.int64)
+    times = np.asarray([0, S, 0, S, 0, S], dtype=np.int64)
+    intervals = derive(rule, series, times, column, prev, None, kinds)
+    assert dvs(intervals) == [3.0, 2.0, 1.75]
+
+
+def test_a_series_whose_field_changes_type_between_batches_is_exact() -> None:
+    """int64, then a float, then uint64: each step from the exact values (through float64, the
+    integers near 2^62 would be 1024 apart)."""
+    rule = FieldRule("v", "v", on_decrease="drop")
+    prev = PrevState()
+    first = derive_series(rule, [0, 1], [2**62 + 1, 2**62 + 61], np.int64, prev=prev)
+    second = derive_series(rule, [2], [float(2**62 + 4096)], np.float64, prev=prev)
+    third = derive_series(rule, [3], [2**64 - 1], np.uint64, prev=prev)
+    assert dvs(first) + dvs(second) + dvs(third) == [60.0, 4035.0, float(2**64 - 1 - 2**62 - 4096)]

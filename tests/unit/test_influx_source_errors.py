@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+from rollup.core import numbers
 from rollup.core.batch import Batch
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
@@ -302,9 +303,16 @@ def mask(array: np.ndarray | None) -> list[bool] | None:
 
 
 def one_column(rows: list[list[Any]]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    values, valid, invalid, _ = one_column_and_kinds(rows)
+    return values, valid, invalid
+
+
+def one_column_and_kinds(
+    rows: list[list[Any]],
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     (batch,) = read_all(make_source(answer(chunk(series({"host": "a"}, rows)))))
     column = batch.fields["v"]
-    return column.values, column.valid, column.invalid
+    return column.values, column.valid, column.invalid, column.kinds
 
 
 def test_integers_stay_int64_and_exact() -> None:
@@ -321,10 +329,23 @@ def test_integers_from_2_to_the_63_become_exact_uint64() -> None:
     assert values.tolist() == [2**64 - 1, 2**63, 0]
 
 
-def test_negative_and_huge_integers_together_become_float64() -> None:
-    values, _, _ = one_column([[1, -1], [2, 2**63]])
+def test_negative_and_huge_integers_together_stay_exact_in_a_mixed_column() -> None:
+    values, _, _, kinds = one_column_and_kinds([[1, -(2**62) - 1], [2, 2**63 + 1], [3, 7]])
+    assert kinds is not None
+    assert numbers.python_values(values, kinds) == [-(2**62) - 1, 2**63 + 1, 7]
+
+
+def test_an_integer_beyond_2_pow_53_among_floats_stays_exact() -> None:
+    values, _, _, kinds = one_column_and_kinds([[1, 2**60 + 1], [2, 2.5], [3, -(2**62) - 3]])
+    assert kinds is not None
+    assert numbers.python_values(values, kinds) == [2**60 + 1, 2.5, -(2**62) - 3]
+
+
+def test_small_integers_among_floats_are_their_floats() -> None:
+    values, _, _, kinds = one_column_and_kinds([[1, 2**53 - 1], [2, 0.5]])
+    assert kinds is None
     assert values.dtype == np.float64
-    assert values.tolist() == [-1.0, float(2**63)]
+    assert values.tolist() == [float(2**53 - 1), 0.5]
 
 
 def test_a_float_makes_the_column_float64() -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rollup.core.batch import Batch, FieldColumn, series_key
 from rollup.core.pipeline import Rollup
@@ -355,11 +358,47 @@ def test_a_batch_of_placeholders_only_does_not_round_integer_counters() -> None:
     assert (values["v_increase"], values["v_invalid"]) == (1.0, 1)
 
 
-def test_negative_integer_counter_is_handled_as_float() -> None:
-    values = row_values(
-        rollup_rows(counter(aggregates=("increase",)), hours(0), series([(0, -10), (10, -4)]))
+def test_negative_integer_counter_is_subtracted_exactly() -> None:
+    """Through float64 both values would be -2^62 and the step 0."""
+    rows = series([(0, -(2**62) - 1), (10, -(2**62) + 2)])
+    values = row_values(rollup_rows(counter(aggregates=("increase",)), hours(0), rows))
+    assert values["v_increase"] == 3.0
+
+
+def test_mixed_int64_uint64_and_float_counters_in_one_batch_are_each_exact() -> None:
+    """Issue 11: a negative counter in the batch must not round a counter near 2^63, nor a counter
+    beyond 2^64 - 2^63 or a float one the others, however the rows are batched."""
+    b0, c0 = 2**63 - 1 - 14_400_000, -10_000_000
+    rows = (
+        series([(60 * i, b0 + 60_000 * i) for i in range(60)], {"host": "b"})
+        + series([(60 * i, c0 + 1_000 * i) for i in range(60)], {"host": "c"})
+        + series([(60 * i, 2.0**60 + 4096.0 * i) for i in range(60)], {"host": "f"})
+        + series([(60 * i, 2**64 - 10 - 60 * (59 - i)) for i in range(60)], {"host": "u"})
     )
-    assert values["v_increase"] == 6.0
+    spec = counter(aggregates=("mean", "increase"))
+    results = []
+    for parts in ([rows], [rows[i : i + 7] for i in range(0, len(rows), 7)]):
+        batches = [make_batch(part) for part in parts]
+        results.append({tags["host"]: values for _, tags, values in flatten(run(spec, hours(0), batches))})
+    one_batch, small_batches = results
+    assert one_batch == small_batches
+    exact = {host: (values["v_mean"], values["v_increase"]) for host, values in one_batch.items()}
+    assert exact["b"] == (1000.0, 3_540_000.0)
+    assert exact["c"][1] == 59_000.0
+    assert exact["f"] == (4096 / 60, 4096.0 * 59)
+    assert exact["u"] == (1.0, 3540.0)
+
+
+def test_a_counter_whose_field_changes_type_between_batches_is_exact() -> None:
+    """InfluxDB types a field per shard: a series may come as integers, then floats, then integers."""
+    batches = [
+        make_batch(series([(0, 2**62 + 1), (10, 2**62 + 61)])),
+        make_batch(series([(20, float(2**62 + 4096))])),  # 4035 more than the exact prev
+        make_batch(series([(30, 2**62 + 4097)])),
+    ]
+    values = row_values(run(counter(aggregates=("max", "increase"), on_decrease="reset"), hours(0), batches))
+    assert values["v_max"] == 403.5  # increases add up to last - first whatever the steps: the rates tell
+    assert values["v_increase"] == 60 + 4035 + 1
 
 
 # -- unit, scale, aggregates --------------------------------------------------------------------
@@ -479,6 +518,53 @@ def test_last_is_the_value_with_the_greatest_timestamp_across_series_and_batches
     first = make_batch(series([(0, 1.0), (300, 7.0)], A, "g"))
     second = make_batch(series([(100, 2.0), (200, 3.0)], {"host": "b"}, "g"))
     assert row_values(run(spec, hours(0), [first, second]))["g_last"] == 7.0
+
+
+@pytest.mark.parametrize("order", ["a_first", "b_first"])
+def test_last_at_an_instant_several_series_share_is_the_greatest_of_their_values(order: str) -> None:
+    spec = gauge(aggregates=("last",), group_by=())
+    a = series([(0, 1.0), (300, 4.0)], A, "g")
+    b = series([(100, 9.0), (300, 5.0)], {"host": "b"}, "g")
+    c = series([(300, -2.0)], {"host": "c"}, "g")
+    parts = [a, b, c] if order == "a_first" else [c, b, a]
+    assert row_values(run(spec, hours(0), [make_batch(p) for p in parts]))["g_last"] == 5.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    offset=st.sampled_from([0.0, 1e3, 1e6, 1e9, 1e12, -1e15]),
+    spread=st.sampled_from([1e-3, 1.0, 1e3]),
+    noise=st.lists(st.floats(min_value=-1.0, max_value=1.0), min_size=2, max_size=30),
+    size=st.integers(min_value=1, max_value=7),
+)
+def test_property_stddev_is_the_exact_one_to_12_digits_whatever_the_mean(
+    offset: float, spread: float, noise: list[float], size: int
+) -> None:
+    """Two series of one group, fed in batches of ``size`` rows: the sample standard deviation of
+    all their values against exact fractions, for means up to 10^15 times the spread."""
+    readings = [offset + spread * x for x in noise]
+    rows = sorted(
+        (({"host": "a", "if": str(i % 2)}, float(i // 2 * 10), {"g": v}) for i, v in enumerate(readings)),
+        key=lambda row: row[0]["if"],
+    )
+    spec = gauge(aggregates=("stddev",), group_by=("host",))
+    values = row_values(
+        run(spec, hours(0), [make_batch(rows[i : i + size]) for i in range(0, len(rows), size)])
+    )
+    mean = sum(Fraction(v) for v in readings) / len(readings)
+    exact = math.sqrt(float(sum((Fraction(v) - mean) ** 2 for v in readings) / (len(readings) - 1)))
+    assert values["g_stddev"] == pytest.approx(exact, rel=1e-12, abs=1e-300)
+
+
+def test_stddev_stays_accurate_for_a_huge_mean_and_a_tiny_spread() -> None:
+    """Raw sums of squares would lose every digit here (1e15² needs 100 bits)."""
+    readings = [1e15 + d for d in (0.125, 0.25, 0.5, 0.875, 0.25, 0.375)]
+    rows = series([(i * 10, v) for i, v in enumerate(readings)], name="g")
+    mean = sum(Fraction(v) for v in readings) / len(readings)
+    exact = math.sqrt(float(sum((Fraction(v) - mean) ** 2 for v in readings) / (len(readings) - 1)))
+    for parts in ([rows], [[row] for row in rows]):
+        values = row_values(run(gauge(aggregates=("stddev",)), hours(0), [make_batch(p) for p in parts]))
+        assert values["g_stddev"] == pytest.approx(exact, rel=1e-12)
 
 
 def test_window_whose_only_interval_was_dropped_writes_no_row() -> None:
@@ -777,7 +863,7 @@ def test_batch_rejects_inconsistent_shapes() -> None:
         Batch([key], np.array([2]), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="field 'v' has 1 values for 2 rows"):
         Batch([key], np.array([2]), np.array([0, 1]), {"v": FieldColumn(np.array([1.0]))})
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="must be int64, uint64 or float64"):
         FieldColumn(np.array(["a"]))
 
 
