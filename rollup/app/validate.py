@@ -31,10 +31,12 @@ class ValidationReport:
     directory: Path
     files: list[FileCheck]
     online: bool
+    profiles: list[str] = field(default_factory=list)
+    """Sink profiles that do not load, one line each (file, key and reason)."""
 
     @property
     def invalid(self) -> int:
-        return sum(not f.ok for f in self.files)
+        return sum(not f.ok for f in self.files) + len(self.profiles)
 
 
 def validate(workspace: Workspace, online: bool = False) -> ValidationReport:
@@ -44,7 +46,8 @@ def validate(workspace: Workspace, online: bool = False) -> ValidationReport:
         if online and entry.job is not None:
             errors.extend(_online_problems(workspace, entry.job))
         files.append(FileCheck(entry.path, entry.job, errors))
-    return ValidationReport(workspace.settings.jobs_dir, files, online)
+    profiles = [workspace.broken_sinks[name] for name in sorted(workspace.broken_sinks)]
+    return ValidationReport(workspace.settings.jobs_dir, files, online, profiles)
 
 
 def _online_problems(workspace: Workspace, job: JobSpec) -> list[str]:

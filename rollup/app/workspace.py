@@ -65,10 +65,9 @@ class Workspace:
 
     @property
     def problems(self) -> list[str]:
-        """One line per problem (file, key and reason): each broken sink profile a job uses, each
-        broken job file."""
-        used = {name for entry in self.files if entry.job is not None for name in self.blocked_by(entry.job)}
-        return [self.broken_sinks[name] for name in sorted(used)] + [
+        """One line per problem (file, key and reason): each broken sink profile, each broken job
+        file."""
+        return [self.broken_sinks[name] for name in sorted(self.broken_sinks)] + [
             error for entry in self.files for error in entry.errors
         ]
 

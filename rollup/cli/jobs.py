@@ -98,6 +98,8 @@ def jobs_validate(state: State, online: bool) -> None:
                 state.out.line(f"ok {entry.path} (job {name})")
             for error in entry.errors:
                 state.out.say(f"invalid {error}", event="job_file_invalid", level=logging.ERROR)
+        for problem in report.profiles:
+            state.out.say(f"invalid {problem}", event="sink_profile_invalid", level=logging.ERROR)
         if not report.files:
             state.out.say(f"no job files in {report.directory}", event="no_job_files")
         state.out.line(f"{len(report.files) - report.invalid} valid, {report.invalid} invalid")

@@ -103,13 +103,15 @@ class Worker:
             log.exception("pass failed", extra={"job": job.name, "event": "pass_failed"})
             return None
         finally:
-            self._metrics.pass_ended(job.name, time.monotonic() - started)
+            if job.name in self._jobs().jobs:  # a job a reload removed meanwhile leaves no series behind
+                self._metrics.pass_ended(job.name, time.monotonic() - started)
         if len(report.outcomes) + report.skipped >= 2 or report.unreachable or report.lost:
             log_pass(job, report, time.monotonic() - started)
         return report
 
     def _outcome(self, job: JobSpec, item: WindowOutcome | Skipped) -> None:
-        self._metrics.record(job.name, item)
+        if job.name in self._jobs().jobs:
+            self._metrics.record(job.name, item)
         log_outcome(job, item)
 
 
