@@ -208,7 +208,9 @@ class Rollup:
         self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields}
-        self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
+        keeping = sum(1 for rule in spec.fields if rule.percentiles)
+        share = spec.values_memory // max(keeping, 1)
+        self._acc = {rule.name: FieldAccumulator(rule, share) for rule in spec.fields}
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
         self._held: _Rows | None = None
