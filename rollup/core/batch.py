@@ -8,6 +8,11 @@ Field values arrive in the dtype that keeps them exact: ``uint64`` or ``int64`` 
 (up to 2^64 - 1), ``float64`` otherwise. ``valid`` marks rows whose value is a usable number (a
 point that lacks the field is simply not valid); ``invalid`` marks rows that carried something that
 is not a number (a string, a boolean), which the core skips and counts.
+
+A source that knows the order in which it hands series over says so (:class:`SeriesOrder`): the
+core can then finish a group as soon as its last series has been read, and free what it kept for
+it (:mod:`rollup.core.completion`). A source that reads several queries at once numbers them:
+``stream`` tells which one a batch comes from.
 """
 
 from __future__ import annotations
@@ -36,11 +41,25 @@ class FieldColumn:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesOrder:
+    """Within each stream, series come sorted by their values of ``tag_keys`` compared in that
+    order, a tag that a series lacks counting as "" (InfluxQL's ``GROUP BY *``). ``tag_keys`` are
+    sorted and name every tag a series of the read can carry. With several streams, every series
+    with a given value of ``split_on`` comes in the same stream."""
+
+    tag_keys: tuple[str, ...]
+    split_on: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     keys: list[SeriesKey]
     run_lengths: np.ndarray
     time: np.ndarray
     fields: dict[str, FieldColumn] = field(default_factory=dict)
+    stream: int = 0
+    order: SeriesOrder | None = None
+    """How the stream's series are ordered, if the source knows (None: in no known order)."""
 
     def __post_init__(self) -> None:
         if len(self.keys) != len(self.run_lengths):

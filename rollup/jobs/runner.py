@@ -5,6 +5,10 @@ pay one round trip per window. A span's size adapts to the number of groups seen
 the accumulators near ``slot_budget`` (group × window) entries whatever the window length: memory
 follows the number of groups, never the number of points. A span succeeds or fails as a whole,
 and a window is only reported written once every sink has accepted its rows.
+
+Percentiles keep their values only until a group's last series has been read, as the source's
+declared order tells; should a source break its declared order, the span is read again without
+relying on it (exact either way, see :mod:`rollup.core.completion`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from rollup.core.completion import SeriesOrderError
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
 from rollup.core.windows import DAY_NS, Window
 from rollup.errors import RollupError
@@ -96,9 +101,26 @@ class JobRunner:
 
     def compute(self, span: Sequence[Window]) -> list[WindowResult]:
         """Roll up one span of contiguous windows without writing anything."""
-        rollup = Rollup(self.job.rollup, span)
-        for batch in self.source.read(self.query(span)):
-            rollup.feed(batch)
+        try:
+            return self._compute(span, finish_early=True)
+        except SeriesOrderError as exc:
+            log.warning(
+                "%s; reading the span again, keeping every group's values to the end",
+                exc,
+                extra={"job": self.job.name, "window": str(span[0]), "event": "series_order_broken"},
+            )
+        return self._compute(span, finish_early=False)
+
+    def _compute(self, span: Sequence[Window], finish_early: bool) -> list[WindowResult]:
+        rollup = Rollup(self.job.rollup, span, finish_early=finish_early)
+        batches = self.source.read(self.query(span))
+        try:
+            for batch in batches:
+                rollup.feed(batch)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # stop the read now, not when the error is gone
+                close()
         results = rollup.finish()
         self._groups_seen = max(self._groups_seen, rollup.group_count)
         return results
