@@ -43,9 +43,15 @@ Reading overlaps rolling up: a thread per query receives and parses up to ``read
 ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
 caller computes and memory stays flat. With ``concurrency = N`` the series are split into N subsets
 on one tag's values (``SHOW TAG VALUES``; a tag of the job's groups when one has enough values, so
-each group's rows come in one order) and N queries run at once, their batches interleaved; the last
-subset is "every other value", so a series whose tag value appeared meanwhile is not missed. That
-pays off when influxd has cores to spare.
+each group's rows come in one order) and N queries run at once, their batches interleaved and
+numbered by query (``Batch.stream``); the last subset is "every other value", so a series whose tag
+value appeared meanwhile is not missed. That pays off when influxd has cores to spare.
+
+JSON and msgpack batches declare the order of their series (``Batch.order``): ``GROUP BY *``
+returns them sorted by their values of every tag key, keys sorted, a missing tag as "", and every
+series of a result carries every such key (empty or not), which is how the keys are known. The core
+uses it to finish a group once its last series has been read (:mod:`rollup.core.completion`); the
+split tag is chosen so that this still holds with several queries. CSV batches declare nothing.
 
 Connecting is retried with exponential backoff and jitter (connection errors, timeouts, HTTP 5xx);
 once a response is being read nothing is retried, since the caller may already hold batches from it.
@@ -137,19 +143,28 @@ class InfluxQLSource:
 
     def read(self, query: SourceQuery) -> Iterator[Batch]:
         subsets = self._subsets(query) if self.concurrency > 1 else [()]
-        readers = [self._read_statement(query, build_query(query, extra)) for extra in subsets]
+        readers = [
+            self._read_statement(query, build_query(query, extra), stream, extra[0][0] if extra else None)
+            for stream, extra in enumerate(subsets)
+        ]
         if self.read_ahead == 0 and len(readers) == 1:
             yield from readers[0]
         else:
             yield from read_ahead(readers, depth=max(self.read_ahead, 1) * len(readers))
 
-    def _read_statement(self, query: SourceQuery, statement: str) -> Iterator[Batch]:
+    def _read_statement(
+        self, query: SourceQuery, statement: str, stream: int = 0, split_on: str | None = None
+    ) -> Iterator[Batch]:
+        """The batches of one statement, numbered ``stream``; ``split_on``: the tag whose values
+        split the series between the statements of one read."""
         response = self._open(query.database, statement)
         try:
             if self.format == "json":
-                yield from self._read_documents(self._json_documents(response), query.fields)
+                documents = self._json_documents(response)
+                yield from self._read_documents(documents, ObjectBatcher(query.fields, stream, split_on))
             elif self.format == "msgpack":
-                yield from self._read_documents(self._msgpack_documents(response), query.fields)
+                documents = self._msgpack_documents(response)
+                yield from self._read_documents(documents, ObjectBatcher(query.fields, stream, split_on))
             else:
                 yield from self._read_csv(response, query.fields)
         except httpx.TimeoutException:
@@ -169,8 +184,10 @@ class InfluxQLSource:
         if not values:
             return [()]
         # A tag of the groups if one has enough values (a group's rows then come in one stream),
-        # else the tag with the most values.
-        grouping = [tag for tag in query.together if len(values.get(tag, ())) >= self.concurrency]
+        # else the tag with the most values. Of the group tags, the first in sorted order: if the
+        # series sort by a group tag first, that one keeps each group's series together in the
+        # order of one stream, and the core can finish groups early.
+        grouping = [tag for tag in sorted(query.together) if len(values.get(tag, ())) >= self.concurrency]
         tag = grouping[0] if grouping else max(sorted(values), key=lambda name: len(values[name]))
         known = sorted(values[tag])
         parts = min(self.concurrency, len(known))
@@ -278,8 +295,7 @@ class InfluxQLSource:
 
     # -- JSON and msgpack: documents of results ---------------------------------------------------
 
-    def _read_documents(self, documents: Iterable[object], fields: Sequence[str]) -> Iterator[Batch]:
-        batcher = ObjectBatcher(fields)
+    def _read_documents(self, documents: Iterable[object], batcher: ObjectBatcher) -> Iterator[Batch]:
         partial = False
         seen_any = False
         for doc in documents:

@@ -12,6 +12,11 @@ Values keep their exactness: a field whose values in a batch are all integers be
 anywhere makes the column ``float64``. A missing value (``null``) is simply not valid; a string or
 a boolean is not valid and counted as invalid (:func:`object_column`, which CSV cells that are not
 all numbers go through too).
+
+InfluxQL's ``GROUP BY *`` gives every series every tag key of the result (those it lacks with an
+empty value) and sorts the series by those values: the batches declare that order
+(:class:`~rollup.core.batch.SeriesOrder`) with the keys of the first series, and stop declaring it
+if a series comes with other keys.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
+from rollup.core.batch import Batch, FieldColumn, SeriesKey, SeriesOrder, series_key
 from rollup.errors import SourceError
 from rollup.sources.jsonrows import integer_rows
 
@@ -60,9 +65,13 @@ class ObjectBatcher:
     """Gathers JSON series until a batch is due, then converts them at once. A series' rows are
     either a numpy integer array (see :func:`fill_integer_rows`) or Python objects."""
 
-    def __init__(self, fields: Sequence[str]):
+    def __init__(self, fields: Sequence[str], stream: int = 0, split_on: str | None = None):
         self.fields = list(fields)
         self.wanted = ["time", *self.fields]
+        self.stream = stream
+        self.split_on = split_on
+        self.order: SeriesOrder | None = None
+        self._tag_keys: set[str] | None = None  # of the first series
         self.keys: list[SeriesKey] = []
         self.lengths: list[int] = []
         self.blocks: list[np.ndarray] = []
@@ -76,6 +85,7 @@ class ObjectBatcher:
         tags = series.get("tags") or {}
         if not isinstance(tags, dict) or "time" not in columns:
             raise SourceError(f"unexpected series in the InfluxDB response: {short(series)}")
+        self._note_tag_keys(tags)
         if isinstance(values, np.ndarray):
             block = values
         else:
@@ -101,6 +111,13 @@ class ObjectBatcher:
         self.blocks.append(block)
         self.rows += n
 
+    def _note_tag_keys(self, tags: dict[Any, Any]) -> None:
+        if self._tag_keys is None:
+            self._tag_keys = set(tags)
+            self.order = SeriesOrder(tuple(sorted(map(str, tags))), self.split_on)
+        elif self.order is not None and tags.keys() != self._tag_keys:
+            self.order = None  # not the result of a GROUP BY *: no order known
+
     def _reorder(self, block: np.ndarray, columns: list[Any]) -> np.ndarray:
         position = {name: i for i, name in enumerate(columns)}
         if block.dtype != object and all(name in position for name in self.wanted):
@@ -122,7 +139,12 @@ class ObjectBatcher:
             time = _times(block[:, 0])
             fields = {name: object_column(block[:, i + 1]) for i, name in enumerate(self.fields)}
         batch = Batch(
-            keys=self.keys, run_lengths=np.asarray(self.lengths, dtype=np.int64), time=time, fields=fields
+            keys=self.keys,
+            run_lengths=np.asarray(self.lengths, dtype=np.int64),
+            time=time,
+            fields=fields,
+            stream=self.stream,
+            order=self.order,
         )
         self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
         return batch
