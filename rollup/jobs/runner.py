@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from pydantic import ByteSize
+
 from rollup.core.completion import SeriesOrderError
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
 from rollup.core.windows import DAY_NS, Window
@@ -123,6 +125,16 @@ class JobRunner:
                 close()
         results = rollup.finish()
         self._groups_seen = max(self._groups_seen, rollup.group_count)
+        if rollup.spilled_bytes:
+            log.info(
+                "percentile values did not fit in values_memory (%s): %s went through a temporary "
+                "file (%d of %d groups were finished before the end of the read)",
+                self.job.values_memory.human_readable(),
+                ByteSize(rollup.spilled_bytes).human_readable(),
+                rollup.groups_finished_early,
+                rollup.group_count,
+                extra={"job": self.job.name, "window": str(span[0]), "event": "values_spilled"},
+            )
         return results
 
     def write(self, rows: Sequence[OutputRow]) -> None:
