@@ -18,8 +18,9 @@ i.e. the ``ceil(n × p / 100)``-th smallest (the 95th-percentile billing rule).
 Past ``budget`` bytes in memory, every piece held is merged into one *run* sorted by slot and
 appended to an unnamed temporary file (``tempfile.TemporaryFile``: gone when closed or when the
 process dies). Finishing slots then also reads their values back from the runs; what is left at the
-end is read slot range by slot range, each range about an eighth of the budget, so that memory stays
-within the budget plus the largest slot (a slot's values must be in memory together to select).
+end is read slot range by slot range, each range a 32nd of the budget (2 MiB at most), so that
+memory stays within about 1.1 × the budget plus the largest slot (a slot's values must be in memory
+together to select).
 """
 
 from __future__ import annotations
@@ -118,9 +119,8 @@ class _Piece:
 
 def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Every index of the ranges ``[starts[i], starts[i] + counts[i])``, in order."""
-    total = int(counts.sum())
-    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    positions: np.ndarray = shift + np.arange(total, dtype=np.int64)
+    positions: np.ndarray = np.arange(int(counts.sum()), dtype=np.int64)
+    positions += np.repeat(starts - (np.cumsum(counts) - counts), counts)
     return positions
 
 
@@ -207,9 +207,9 @@ class KeptValues:
 
     @property
     def _range_values(self) -> int:
-        """Values gathered at once when reading everything back: copying them (twice) and their
-        positions takes about a quarter of the budget."""
-        return max(self.budget // (8 * _VALUE_BYTES), 1)
+        """Values gathered at once when reading everything back: a 32nd of the budget, at most
+        2^18, so that copying them (twice) and their positions takes under a tenth of it."""
+        return max(min(self.budget // (32 * _VALUE_BYTES), 2**18), 1)
 
     def _compute(self, slots: np.ndarray, counts: np.ndarray, values: np.ndarray) -> None:
         self._grow(int(slots[-1]) + 1)
