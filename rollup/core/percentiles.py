@@ -5,12 +5,9 @@ Values arrive batch by batch as *pieces*: a piece holds some slots (ascending), 
 each, and the values grouped by slot, as float64 (8 bytes a value, plus 24 bytes a slot of a
 piece; no Python object per value). A slot is finished either early, when the pipeline knows that
 no further value of it can arrive (:mod:`rollup.core.completion`), or at the end. Its percentiles
-are then selected, and its values freed:
-
-- a slot of more than ``_SMALL`` values: one ``numpy.partition`` (introselect, O(n)) with every
-  requested rank at once;
-- the slots of at most ``_SMALL`` values: sorted together, row by row, in a matrix padded to the
-  next power of two (O(n): a row is never longer than ``_SMALL``).
+are then selected by ``numpy.partition`` (introselect, O(n)), every requested rank at once and the
+slots that hold as many values as each other (so the same ranks) in one call, as the rows of a
+matrix; then its values are freed.
 
 Percentiles are nearest rank: the smallest value with at least p % of the values at or below it,
 i.e. the ``ceil(n × p / 100)``-th smallest (the 95th-percentile billing rule).
@@ -26,6 +23,7 @@ together to select).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -37,52 +35,38 @@ import numpy as np
 Grouped = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(slots ascending, how many values each, the values grouped by slot)."""
 
-_SMALL = 32
 _VALUE_BYTES = 8
 _SLOT_BYTES = 24  # slot, count and start of a slot in a piece (int64 each)
 
 
-def nearest_ranks(counts: np.ndarray, percentile: float) -> np.ndarray:
-    """1-based rank of the ``percentile`` of each slot with ``counts`` values (each count > 0).
-
-    ``- 1e-9`` keeps an exact product from being rounded up (p95 of 20 values is the 19th)."""
-    ranks: np.ndarray = np.maximum(np.ceil(counts * (percentile / 100.0) - 1e-9).astype(np.int64), 1)
-    return ranks
+def nearest_rank(count: int, percentile: float) -> int:
+    """1-based rank of the ``percentile`` of ``count`` values (count > 0): ``ceil(count × p / 100)``,
+    where ``- 1e-9`` keeps an exact product from being rounded up (p95 of 20 values is the 19th)."""
+    return max(math.ceil(count * (percentile / 100.0) - 1e-9), 1)
 
 
 def select(values: np.ndarray, counts: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
     """Percentiles of consecutive slots: ``values`` holds ``counts[0]`` values of the first slot, then
-    those of the second … (in any order within a slot). One row per percentile, one column per slot."""
+    those of the second … (in any order within a slot). One row per percentile, one column per slot.
+
+    Slots with the same number of values have the same ranks: they are selected together, as the
+    rows of one matrix (one ``numpy.partition`` along the rows, every rank at once)."""
     starts = np.cumsum(counts) - counts
-    ranks = np.stack([nearest_ranks(counts, p) for p in percentiles]) - 1  # 0-based, per percentile
     out = np.empty((len(percentiles), len(counts)), dtype=np.float64)
-    small = counts <= _SMALL
-    if small.any():
-        rows = np.flatnonzero(small)
-        out[:, rows] = _select_small(values, starts[rows], counts[rows], ranks[:, rows])
-    for i in np.flatnonzero(~small).tolist():
-        start = int(starts[i])
-        kth = ranks[:, i]
-        part = np.partition(values[start : start + int(counts[i])], np.unique(kth))
-        out[:, i] = part[kth]
-    return out
-
-
-def _select_small(
-    values: np.ndarray, starts: np.ndarray, counts: np.ndarray, ranks: np.ndarray
-) -> np.ndarray:
-    """:func:`select` for slots of at most ``_SMALL`` values: each width class (1, 2, 4 … ``_SMALL``)
-    as a matrix, one row per slot padded with +inf, sorted along its rows."""
-    out = np.empty(ranks.shape, dtype=np.float64)
-    widths = np.left_shift(1, np.ceil(np.log2(counts)).astype(np.int64))
-    for width in np.unique(widths).tolist():
-        rows = np.flatnonzero(widths == width)
-        columns = np.arange(width)
-        inside = columns[None, :] < counts[rows, None]
-        matrix = np.full((len(rows), width), np.inf)
-        matrix[inside] = values[(starts[rows, None] + columns[None, :])[inside]]
-        matrix.sort(axis=1)
-        out[:, rows] = np.take_along_axis(matrix, ranks[:, rows].T, axis=1).T
+    by_count = np.argsort(counts, kind="stable")
+    sorted_counts = counts[by_count]
+    firsts = np.flatnonzero(np.concatenate([[True], sorted_counts[1:] != sorted_counts[:-1]]))
+    for first, stop in itertools.pairwise([*firsts.tolist(), len(counts)]):
+        rows = by_count[first:stop]
+        count = int(sorted_counts[first])
+        kth = [nearest_rank(count, p) - 1 for p in percentiles]
+        if len(rows) == 1:
+            start = int(starts[rows[0]])
+            out[:, rows[0]] = np.partition(values[start : start + count], kth)[kth]
+        else:
+            matrix = values[starts[rows, None] + np.arange(count)]
+            matrix.partition(kth, axis=1)
+            out[:, rows] = matrix[:, kth].T
     return out
 
 
@@ -115,6 +99,13 @@ class _Piece:
             return _Piece(self.slots[keep], self.counts[keep], self.starts[keep], None, self.offset)
         values = self.values[_positions(self.starts[keep], self.counts[keep])]
         return _Piece.of(self.slots[keep], self.counts[keep], values)
+
+
+def _members(slots: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Which of ``slots`` are in ``wanted`` (ascending)."""
+    at = np.minimum(np.searchsorted(wanted, slots), len(wanted) - 1)
+    found: np.ndarray = wanted[at] == slots
+    return found
 
 
 def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -174,7 +165,7 @@ class KeptValues:
         for store in (self._pieces, self._runs):
             kept: list[_Piece] = []
             for piece in store:
-                chosen = np.isin(piece.slots, slots, assume_unique=True)
+                chosen = _members(piece.slots, slots)
                 if chosen.any():
                     taken.append((piece.slots[chosen], piece.counts[chosen], self._read(piece, chosen)))
                     rest = piece.without(chosen)

@@ -370,7 +370,9 @@ class Rollup:
     def _finish_groups(self, groups: np.ndarray) -> None:
         """No further series of ``groups`` (ascending) will come: reduce what is kept for them."""
         held = self._held
-        if held is not None and np.isin(self._series_group[held.run_ids], groups).any():
+        if held is not None and not set(self._series_group[held.run_ids].tolist()).isdisjoint(
+            groups.tolist()
+        ):
             self._held = None  # rows held for a series that cannot continue
             self._process(held)
         window_slots = np.arange(1, len(self.windows) + 1)
