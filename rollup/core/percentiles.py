@@ -51,8 +51,13 @@ def select(values: np.ndarray, counts: np.ndarray, percentiles: Sequence[float])
 
     Slots with the same number of values have the same ranks: they are selected together, as the
     rows of one matrix (one ``numpy.partition`` along the rows, every rank at once)."""
-    starts = np.cumsum(counts) - counts
     out = np.empty((len(percentiles), len(counts)), dtype=np.float64)
+    count = int(counts[0])
+    if (counts == count).all():  # common: every slot a full window of samples
+        kth = [nearest_rank(count, p) - 1 for p in percentiles]
+        out[:] = np.partition(values.reshape(len(counts), count), kth, axis=1)[:, kth].T
+        return out
+    starts = np.cumsum(counts) - counts
     by_count = np.argsort(counts, kind="stable")
     sorted_counts = counts[by_count]
     firsts = np.flatnonzero(np.concatenate([[True], sorted_counts[1:] != sorted_counts[:-1]]))
@@ -64,9 +69,13 @@ def select(values: np.ndarray, counts: np.ndarray, percentiles: Sequence[float])
             start = int(starts[rows[0]])
             out[:, rows[0]] = np.partition(values[start : start + count], kth)[kth]
         else:
-            matrix = values[starts[rows, None] + np.arange(count)]
-            matrix.partition(kth, axis=1)
-            out[:, rows] = matrix[:, kth].T
+            first_row, last_row = int(rows[0]), int(rows[-1])
+            if last_row - first_row + 1 == len(rows):  # neighbours: their values are one stretch
+                low = int(starts[first_row])
+                matrix = values[low : low + len(rows) * count].reshape(len(rows), count)
+            else:
+                matrix = values[starts[rows, None] + np.arange(count)]
+            out[:, rows] = np.partition(matrix, kth, axis=1)[:, kth].T
     return out
 
 
@@ -97,8 +106,20 @@ class _Piece:
             return None
         if self.values is None:  # a run: its values stay in the file, unread
             return _Piece(self.slots[keep], self.counts[keep], self.starts[keep], None, self.offset)
-        values = self.values[_positions(self.starts[keep], self.counts[keep])]
+        stretch = _stretch(keep)
+        if stretch is None:
+            values = self.values[_positions(self.starts[keep], self.counts[keep])]
+        else:
+            low = int(self.starts[stretch.start])
+            values = self.values[low : low + int(self.counts[stretch].sum())].copy()
         return _Piece.of(self.slots[keep], self.counts[keep], values)
+
+
+def _stretch(mask: np.ndarray) -> slice | None:
+    """The slice that ``mask`` marks, if its marks are one stretch without a hole (else None)."""
+    marked = np.flatnonzero(mask)
+    first, last = int(marked[0]), int(marked[-1])
+    return slice(first, last + 1) if last - first + 1 == len(marked) else None
 
 
 def _members(slots: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -118,12 +139,11 @@ def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 class KeptValues:
     """Every value of the slots not finished yet, for the percentiles ``percentiles`` (0 < p ≤ 100)."""
 
-    def __init__(self, percentiles: Sequence[float], budget: int, spill_dir: str | None = None):
+    def __init__(self, percentiles: Sequence[float], budget: int):
         if budget < 1:
             raise ValueError(f"the memory budget for kept values must be positive, got {budget}")
         self.percentiles = tuple(percentiles)
         self.budget = budget
-        self.spill_dir = spill_dir
         self.peak_memory = 0
         """The most bytes held in memory at once."""
         self.spilled = 0
@@ -217,7 +237,7 @@ class KeptValues:
         """Write every piece held in memory to the file as one run sorted by slot, range by range."""
         if self._file is None:
             # Open until the table is made; unnamed, so nothing is left behind whatever happens.
-            self._file = tempfile.TemporaryFile(prefix="rollup-values-", dir=self.spill_dir)  # noqa: SIM115
+            self._file = tempfile.TemporaryFile(prefix="rollup-values-")  # noqa: SIM115
         offset = self.spilled
         index: list[tuple[np.ndarray, np.ndarray]] = []
         for slots, counts, values in self._ranges(self._pieces, self._range_values):
@@ -256,6 +276,8 @@ class KeptValues:
         """The values of the slots of ``piece`` that ``chosen`` picks (a mask, or a slice of
         consecutive slots), grouped by slot in the piece's order."""
         if piece.values is not None:  # in memory, compact: a slice of slots is a slice of values
+            if not isinstance(chosen, slice):
+                chosen = _stretch(chosen) or chosen
             if isinstance(chosen, slice):
                 low = int(piece.starts[chosen.start])
                 return piece.values[low : low + int(piece.counts[chosen].sum())]
@@ -294,9 +316,7 @@ class KeptValues:
         return values
 
 
-def _by_slot(
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _by_slot(parts: list[Grouped]) -> Grouped:
     """Parts of (slots ascending, counts, values grouped by slot) as one: slots ascending and unique,
     their counts, their values grouped by slot."""
     if len(parts) == 1:
@@ -304,10 +324,11 @@ def _by_slot(
     slots = np.concatenate([s for s, _, _ in parts])
     counts = np.concatenate([c for _, c, _ in parts])
     values = np.concatenate([v for _, _, v in parts])
-    starts = np.cumsum(counts) - counts
-    order = np.argsort(slots, kind="stable")
-    slots, counts, starts = slots[order], counts[order], starts[order]
-    values = values[_positions(starts, counts)]
+    if np.any(slots[1:] < slots[:-1]):  # else the values already come slot after slot
+        starts = np.cumsum(counts) - counts
+        order = np.argsort(slots, kind="stable")
+        slots, counts, starts = slots[order], counts[order], starts[order]
+        values = values[_positions(starts, counts)]
     first = np.ones(len(slots), dtype=bool)
     first[1:] = slots[1:] != slots[:-1]
     if not first.all():
