@@ -49,8 +49,9 @@ class Completion:
         self._group_tags = None if group_by is None else frozenset(group_by)
         self._enabled = enabled
         self._streams: dict[int, _Stream] = {}
-        self._blocks: dict[tuple[int, tuple[str, ...]], int] = {}
-        self._block_groups: list[list[int]] = []
+        self._blocks: dict[tuple[int, tuple[str, ...]], int] = {}  # open blocks by stream and values
+        self._open_names: dict[int, tuple[int, tuple[str, ...]]] = {}  # the key of each open block
+        self._block_groups: list[list[int] | None] = []  # None once the block ended
         self._series_block = np.zeros(0, dtype=np.int64)
         self._group_block = np.zeros(0, dtype=np.int64)
         self._finished = np.zeros(0, dtype=bool)
@@ -76,9 +77,12 @@ class Completion:
         if stream.current >= 0 and visited[0] != stream.current:
             visited.insert(0, stream.current)
         stream.current = visited[-1]
-        finished = [g for block in visited[:-1] for g in self._block_groups[block]]
-        for block in visited[:-1]:
-            self._block_groups[block] = []
+        finished = [g for block in visited[:-1] for g in self._block_groups[block] or ()]
+        for block in visited[:-1]:  # ended: should its values come again, it is a new block
+            self._block_groups[block] = None
+            name = self._open_names.pop(block, None)
+            if name is not None:
+                del self._blocks[name]
         if not finished:
             return _NONE
         done = np.unique(np.asarray(finished, dtype=np.int64))
@@ -127,13 +131,14 @@ class Completion:
         return blocks
 
     def _block_of(self, key: SeriesKey, number: int, stream: _Stream) -> int | None:
-        tags = dict(key)
-        if not tags.keys() <= stream.known:
+        if not all(tag in stream.known for tag, _ in key):
             return None
+        tags = dict(key)
         name = (number, tuple(tags.get(tag, "") for tag in stream.leading))
         block = self._blocks.get(name)
         if block is None:
             block = self._blocks[name] = len(self._block_groups)
+            self._open_names[block] = name
             self._block_groups.append([])
         return block
 
@@ -148,7 +153,10 @@ class Completion:
             pairs = dict(zip(groups[new].tolist(), blocks[new].tolist(), strict=True))
             for group, block in pairs.items():
                 self._group_block[group] = block
-                self._block_groups[block].append(group)
+                members = self._block_groups[block]
+                if members is None:  # a series of an ended block: its groups are finished (refused)
+                    return False
+                members.append(group)
             again = self._group_block[groups[new]]
             if (again != blocks[new]).any():  # one new group in two blocks of this batch
                 return False

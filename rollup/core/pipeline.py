@@ -221,7 +221,8 @@ class Rollup:
         keeping = sum(1 for rule in spec.fields if rule.percentiles)
         share = spec.values_memory // max(keeping, 1)
         self._acc = {rule.name: FieldAccumulator(rule, share) for rule in spec.fields}
-        self._completion = Completion(spec.group_by, enabled=finish_early)
+        # Only values kept for percentiles gain from finishing a group early.
+        self._completion = Completion(spec.group_by, enabled=finish_early and keeping > 0)
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
         self._held: _Rows | None = None

@@ -166,6 +166,13 @@ def test_a_series_of_a_finished_group_is_refused() -> None:
     assert [r[1]["agent_host"] for r in rows if r[0] == 0] == ["sw0", "sw1", "sw2", "sw3"]
 
 
+def test_a_block_that_comes_back_within_one_batch_is_exact_since_the_batch_is_rolled_up_first() -> None:
+    series = estate()
+    series.insert(4, interface("sw0", "xe9", 99))  # sw0, sw1 …, then sw0 again, all in one batch
+    rollup = same_as_at_the_end(spec(("agent_host",)), batches(series, 10_000))
+    assert rollup.groups_finished_early == 3  # sw0, sw1, sw2 at the end of the batch; sw3 at the end
+
+
 # -- any input, any declared order -------------------------------------------------------------
 
 
