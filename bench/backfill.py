@@ -26,6 +26,12 @@ Markdown for BENCHMARKS.md) and written as JSON to bench/results/.
     python -m bench.backfill              # the reference: 1,000 series × 2 days = 2.88M rows
     python -m bench.backfill --week       # + peak memory with 1-day vs 7-day windows (10M rows)
     python -m bench.backfill --scale      # + 38,400 series at 2.5-minute polls for a day (22M rows)
+    python -m bench.backfill --only-scale --scale-devices 100   # the scale point alone, smaller
+
+The scale point runs, besides the raw export and the daily mean per interface, the job users bill
+with: mean, max and p95 per interface and per device (issue #17: ≤ 1.15 × the mean-only run and
+≤ 300 MB), and per ifName, whose groups are not contiguous in InfluxDB's order (kept to the end,
+beyond ``values_memory`` in a temporary file). ``--scale-repeat N`` takes the median of N rounds.
     python -m bench.backfill --devices 200 --interfaces 10 --days 1 --interval 30   # any N × M
 """
 
@@ -111,10 +117,17 @@ WEEK = Dataset("week", 50, 20, 60, 7)
 SCALE = Dataset("scale", 1600, 24, 150, 1)
 
 
-def job_toml(name: str, database: str, every: str = "1d") -> str:
+def job_toml(
+    name: str,
+    database: str,
+    every: str = "1d",
+    aggregates: tuple[str, ...] = ("mean",),
+    group_by: tuple[str, ...] = ("agent_host", "ifName"),
+) -> str:
+    listed = ", ".join(f'"{a}"' for a in aggregates)
     return f"""\
 name = "{name}"
-group_by = ["agent_host", "ifName"]
+group_by = [{", ".join(f'"{tag}"' for tag in group_by)}]
 
 [source]
 profile = "buffer"
@@ -129,12 +142,12 @@ lookback = "{LOOKBACK}"
 [fields.ifHCInOctets]
 as = "in"
 on_decrease = "drop"
-aggregates = ["mean"]
+aggregates = [{listed}]
 
 [fields.ifHCOutOctets]
 as = "out"
 on_decrease = "drop"
-aggregates = ["mean"]
+aggregates = [{listed}]
 
 [output]
 measurement = "{name}"
@@ -343,8 +356,15 @@ class Bench:
         )
         return path
 
-    def add_job(self, name: str, database: str, every: str = "1d") -> JobSpec:
-        text = job_toml(name, database, every)
+    def add_job(
+        self,
+        name: str,
+        database: str,
+        every: str = "1d",
+        aggregates: tuple[str, ...] = ("mean",),
+        group_by: tuple[str, ...] = ("agent_host", "ifName"),
+    ) -> JobSpec:
+        text = job_toml(name, database, every, aggregates, group_by)
         (self.workdir / "jobs" / f"{name}.toml").write_text(text)
         return JobSpec.model_validate(tomllib.loads(text))
 
@@ -685,23 +705,63 @@ def week_comparison(bench: Bench, repeat: int) -> dict[str, Any]:
     return {"dataset": data.__dict__ | {"rows": rows}, "measures": [raw, daily, weekly]}
 
 
-def scale_point(bench: Bench) -> dict[str, Any]:
-    data = SCALE
+PERCENTILE_AGGREGATES = ("mean", "max", "p95")
+SCALE_MEAN = "rollup backfill, mean, per interface"
+SCALE_JOBS = {
+    # measure name: (job, aggregates, group_by)
+    SCALE_MEAN: ("scale_daily", ("mean",), ("agent_host", "ifName")),
+    "rollup backfill, mean/max/p95, per interface": ("scale_p95_interface", PERCENTILE_AGGREGATES,
+                                                     ("agent_host", "ifName")),
+    "rollup backfill, mean/max/p95, per device": ("scale_p95_device", PERCENTILE_AGGREGATES, ("agent_host",)),
+    "rollup backfill, mean/max/p95, per ifName (groups not contiguous)": (
+        "scale_p95_ifname", PERCENTILE_AGGREGATES, ("ifName",)),
+}  # fmt: skip
+"""The scale point's rollup runs: percentiles per interface and per device (groups whose series come
+one after the other: finished early), per ifName (spread over the whole read: kept to the end, past
+values_memory in a temporary file), against the mean alone."""
+
+
+def scale_point(bench: Bench, data: Dataset, repeat: int = 1) -> dict[str, Any]:
     rows = bench.load(data)
     bench.settle(600)
-    bench.add_job("scale_daily", data.database, "1d")
     raw = Measure("raw export alone (chunked JSON, received)", rows)
-    ours = Measure(ours_name(1), rows)
-    for measure, step in (
-        (raw, lambda: bench.raw_export(data)),
-        (ours, lambda: bench.backfill("scale_daily", data)),
-    ):
-        log(f"scale: {measure.name} …")
-        measure.runs.append(bench.timed(step))
-        log(f"  {measure.runs[-1].seconds:.1f} s")
-    for measure in (raw, ours):
+    runs = {name: Measure(name, rows) for name in SCALE_JOBS}
+    steps: list[tuple[Measure, Callable[[], Run]]] = [(raw, lambda: bench.raw_export(data))]
+    for name, (job, aggregates, group_by) in SCALE_JOBS.items():
+        bench.add_job(job, data.database, "1d", aggregates, group_by)
+        steps.append((runs[name], lambda job=job: bench.backfill(job, data)))  # type: ignore[misc]
+    for round_ in range(repeat):
+        # Each round in another order (no run always follows the same one), each run once influxd
+        # is idle again (the previous run's output written and compacted).
+        turn = round_ % len(steps)
+        for measure, step in steps[turn:] + steps[:turn]:
+            bench.settle(120)
+            log(f"[{round_ + 1}/{repeat}] scale: {measure.name} …")
+            measure.runs.append(bench.timed(step))
+            run = measure.runs[-1]
+            log(f"  {run.seconds:.1f} s" + (f", peak RSS {run.rss_mb:.0f} MB" if run.rss_mb else ""))
+    for measure in (raw, *runs.values()):
         measure.note = influxd_note(measure)
-    return {"dataset": data.__dict__ | {"rows": rows}, "measures": [raw, ours]}
+    checks = {"percentile jobs' rows": scale_checks(bench, data)}
+    return {"dataset": data.__dict__ | {"rows": rows}, "measures": [raw, *runs.values()], "checks": checks}
+
+
+def scale_checks(bench: Bench, data: Dataset) -> dict[str, Any]:
+    """Each percentile job wrote one row per group with every field, and per interface the same means
+    as the mean-only job (the same rows read in the same batches)."""
+    means = bench.points("scale_daily", ("in_mean", "out_mean"))
+    per_interface = bench.points("scale_p95_interface", ("in_mean", "out_mean"))
+    problems = [] if means == per_interface else ["per interface: means differ from the mean-only job"]
+    expected = {"scale_p95_interface": data.series, "scale_p95_device": data.devices,
+                "scale_p95_ifname": data.interfaces}  # fmt: skip
+    for job, groups in expected.items():
+        fields = ",".join(
+            f"count({f})" for f in ("in_mean", "in_max", "in_p95", "out_mean", "out_max", "out_p95")
+        )
+        counts = bench.query(f'SELECT {fields} FROM "{job}"', OUT_DB)[0]["values"][0][1:]
+        if set(counts) != {groups}:
+            problems.append(f"{job}: {counts} values per field, expected {groups}")
+    return {"equal": 0 if problems else 1, "total": 1, "examples": problems}
 
 
 # -- reporting -----------------------------------------------------------------------------------
@@ -724,6 +784,66 @@ def markdown(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines)
+
+
+def paired(measure: Measure, baseline: Measure, cpu: bool = False) -> float:
+    """The median, over rounds, of ``measure``'s time over ``baseline``'s in the same round."""
+    pairs = zip(measure.runs, baseline.runs, strict=True)
+    if cpu:
+        return statistics.median((a.cpu_seconds or 0) / (b.cpu_seconds or 1) for a, b in pairs)
+    return statistics.median(a.seconds / b.seconds for a, b in pairs)
+
+
+def scale_table(measures: list[Measure]) -> list[list[str]]:
+    """The scale point's runs against the raw export and the mean-only rollup: wall time, and the
+    rollup process's own CPU time (steadier than wall time on a busy machine); the ratios are medians
+    of the ratios within each round."""
+    raw, mean = measures[0], next(m for m in measures if m.name == SCALE_MEAN)
+    header = [
+        "",
+        "seconds",
+        "rows/s",
+        "peak RSS",
+        "× raw export",
+        "× mean only",
+        "CPU s",
+        "CPU × mean only",
+        "note",
+    ]
+    out = [header]
+    for m in measures:
+        rss = f"{m.rss_mb:,.0f} MB" if m.rss_mb is not None else "—"
+        versus_mean = "—" if m is raw else f"{paired(m, mean):.2f}"
+        cpu = "—" if m.cpu_seconds is None else f"{m.cpu_seconds:.1f}"
+        cpu_versus = "—" if m.cpu_seconds is None else f"{paired(m, mean, cpu=True):.2f}"
+        out.append([m.name, f"{m.seconds:.2f}", f"{m.rows / m.seconds:,.0f}", rss,
+                    f"{paired(m, raw):.2f}", versus_mean, cpu, cpu_versus, m.note])  # fmt: skip
+    return out
+
+
+def scale_targets(scale: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Issue #17: percentiles per interface and per device at the scale point."""
+    m = {x.name: x for x in scale["measures"]}
+    mean = m[SCALE_MEAN]
+    out = []
+    for name, per in (("rollup backfill, mean/max/p95, per interface", "interface"),
+                      ("rollup backfill, mean/max/p95, per device", "device")):  # fmt: skip
+        run = m[name]
+        ratio = paired(run, mean)
+        rounds = ", ".join(f"{a.seconds / b.seconds:.2f}" for a, b in zip(run.runs, mean.runs, strict=True))
+        out.append(
+            (
+                f"scale: p95 per {per} ≤ 1.15 × the mean-only run",
+                ratio <= 1.15,
+                f"{ratio:.2f} × (rounds: {rounds})",
+            )
+        )
+        out.append(
+            (f"scale: p95 per {per}, peak RSS ≤ 300 MB", (run.rss_mb or 0) <= 300, f"{run.rss_mb:.0f} MB")
+        )
+    for name, check in scale["checks"].items():
+        out.append((f"scale: {name}", check["equal"] == check["total"], "; ".join(check["examples"]) or "ok"))
+    return out
 
 
 def targets(result: dict[str, Any], week: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
@@ -802,6 +922,22 @@ def main() -> int:
     size.add_argument("--interfaces", type=int, help="ifName values per device (default 20)")
     size.add_argument("--days", type=int, help="days of data, one window each (default 2)")
     size.add_argument("--interval", type=int, help="seconds between polls (default 60)")
+    scaled = parser.add_argument_group("the scale point")
+    scaled.add_argument(
+        "--scale-devices",
+        type=int,
+        default=SCALE.devices,
+        help=f"agent_host values of the scale point (default {SCALE.devices}, 24 interfaces each)",
+    )
+    scaled.add_argument(
+        "--scale-repeat",
+        type=int,
+        default=1,
+        help="rounds of the scale point (default 1; the median is reported)",
+    )
+    scaled.add_argument(
+        "--only-scale", action="store_true", help="run the scale point alone (implies --scale)"
+    )
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     concurrency = sorted(set(args.concurrency) | {1})
@@ -827,43 +963,53 @@ def main() -> int:
         try:
             bench = Bench(workdir, influxd, repeat)
             formats: list[Format] = [*dict.fromkeys([*args.formats, DEFAULT_FORMAT])]
-            result = main_comparison(bench, data, repeat, concurrency, formats)
-            week = week_comparison(bench, repeat) if args.week else None
-            scale = scale_point(bench) if args.scale else None
+            result = None if args.only_scale else main_comparison(bench, data, repeat, concurrency, formats)
+            week = week_comparison(bench, repeat) if args.week and not args.only_scale else None
+            scaled_data = SCALE
+            if args.scale_devices != SCALE.devices:
+                scaled_data = Dataset(f"scale{args.scale_devices}", args.scale_devices, 24, SCALE.interval, 1)
+            scale = (
+                scale_point(bench, scaled_data, args.scale_repeat) if args.scale or args.only_scale else None
+            )
         finally:
             influxd.stop()
-    m = {x.name: x for x in result["measures"]}
-    raw, ours = m["raw export alone (chunked JSON, received)"], m[ours_name(1)]
-    rows = table(result["measures"], raw, ours)
-    sections = [
-        f"{data.series:,} series × {data.days} day(s), {result['dataset']['rows']:,} rows, median of {repeat}"
-    ]
-    sections.append(markdown(rows))
-    kapacitor_here = raw.seconds * KAPACITOR_SECONDS / KAPACITOR_RAW_EXPORT_SECONDS
-    sections.append(
-        f"Kapacitor 1.5.7 (external reference, not run here): {KAPACITOR_SECONDS} s where the raw "
-        f"export took {KAPACITOR_RAW_EXPORT_SECONDS} s, i.e. ≈ {kapacitor_here:.1f} s on this run's scale, "
-        f"RSS ~{KAPACITOR_RSS_MB} MB"
-    )
+    sections = []
+    checked = []
+    kapacitor_here = None
+    if result is not None:
+        m = {x.name: x for x in result["measures"]}
+        raw, ours = m["raw export alone (chunked JSON, received)"], m[ours_name(1)]
+        rows = table(result["measures"], raw, ours)
+        sections.append(
+            f"{data.series:,} series × {data.days} day(s), {result['dataset']['rows']:,} rows, "
+            f"median of {repeat}"
+        )
+        sections.append(markdown(rows))
+        kapacitor_here = raw.seconds * KAPACITOR_SECONDS / KAPACITOR_RAW_EXPORT_SECONDS
+        sections.append(
+            f"Kapacitor 1.5.7 (external reference, not run here): {KAPACITOR_SECONDS} s where the raw "
+            f"export took {KAPACITOR_RAW_EXPORT_SECONDS} s, i.e. ≈ {kapacitor_here:.1f} s on this run's "
+            f"scale, RSS ~{KAPACITOR_RSS_MB} MB"
+        )
+        checked += targets(result, week)
     if week is not None:
         w = week["measures"]
         sections.append(f"7 days, {week['dataset']['rows']:,} rows, median of {repeat}")
         sections.append(markdown(table(w, w[0], w[1])))
     if scale is not None:
-        s = scale["measures"]
         sections.append(
-            f"scale point: {SCALE.series:,} series × 1 day every {SCALE.interval} s, "
-            f"{scale['dataset']['rows']:,} rows"
+            f"scale point: {scaled_data.series:,} series × 1 day every {scaled_data.interval} s, "
+            f"{scale['dataset']['rows']:,} rows, median of {args.scale_repeat}"
         )
-        sections.append(markdown(table(s, s[0], s[1])))
-    checked = targets(result, week)
+        sections.append(markdown(scale_table(scale["measures"])))
+        checked += scale_targets(scale)
     sections.append(
         "\n".join(f"{'met   ' if ok else 'MISSED'}  {name}: {value}" for name, ok, value in checked)
     )
     print("\n\n".join(sections))
     report |= {
         "repeat": repeat,
-        "main": result | {"measures": [x.as_json() for x in result["measures"]]},
+        "main": None if result is None else result | {"measures": [x.as_json() for x in result["measures"]]},
         "week": None if week is None else week | {"measures": [x.as_json() for x in week["measures"]]},
         "scale": None if scale is None else scale | {"measures": [x.as_json() for x in scale["measures"]]},
         "targets": [{"target": n, "met": ok, "value": v} for n, ok, v in checked],
@@ -874,7 +1020,8 @@ def main() -> int:
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{stamp}-{data.name}{'-week' if week else ''}{'-scale' if scale else ''}.json"
+    name = "scale" if result is None else f"{data.name}{'-week' if week else ''}{'-scale' if scale else ''}"
+    path = RESULTS / f"{stamp}-{name}.json"
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     log(f"written to {path.relative_to(ROOT)}")
     return 0

@@ -3,7 +3,7 @@
 A *slot* is ``group × windows + window``. Each batch is reduced per slot (sorted segments and
 ``reduceat``) and merged into arrays that grow with the number of groups, never with the number of
 points. The one exception is ``pNN``: an exact percentile needs every value of its slot, so a field
-that asks for one keeps its values (8 bytes each) until the window is finished.
+that asks for one keeps its values until the slot is finished (:mod:`rollup.core.percentiles`).
 
 Every result has the same bits however the rows were batched and in whichever order series came:
 float sums (``mean``, ``sum``, ``increase``, ``rate``, ``stddev``) are made by
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rollup.core.durations import NS_PER_SECOND
-from rollup.core.spec import FieldRule, output_field, percentile_of
+from rollup.core.percentiles import KeptValues
+from rollup.core.spec import DEFAULT_VALUES_MEMORY, FieldRule, output_field, percentile_of
 from rollup.core.sums import FieldSums, Pieces
 
 _FLOAT_STATS = ("vmin", "vmax", "last_v")
@@ -64,7 +65,7 @@ class FieldAccumulator:
     without copying everything each time; only the first ``size`` entries are meaningful.
     """
 
-    def __init__(self, rule: FieldRule):
+    def __init__(self, rule: FieldRule, values_memory: int = DEFAULT_VALUES_MEMORY):
         self.rule = rule
         wanted = set(rule.aggregates)
         self.want_minmax = bool(wanted & {"min", "max"})
@@ -72,10 +73,10 @@ class FieldAccumulator:
         self.want_spread = "stddev" in wanted
         self.want_increase = bool(wanted & {"increase", "rate"})
         self.percentiles = [(name, percentile_of(name) or 0.0) for name in rule.percentiles]
-        self._kept_values: list[tuple[np.ndarray, np.ndarray]] = []
         self.sums = FieldSums(
             values=bool(wanted & {"mean", "sum"}), increase=self.want_increase, spread=self.want_spread
         )
+        self.kept = KeptValues([p for _, p in self.percentiles], values_memory) if self.percentiles else None
         self.size = 0
         self._capacity = 0
         self._low_bound = 0
@@ -193,11 +194,11 @@ class FieldAccumulator:
         if nanoseconds is not None:
             ns = seg.take(nanoseconds)
             self._merge_nanoseconds(seg, ns if use is None else np.where(use, ns, 0), ids, pick)
-        if self.percentiles:
+        if self.kept is not None:
             rows_kept = np.repeat(chosen, seg.counts)
             if use is not None:
                 rows_kept &= use
-            self._kept_values.append((np.repeat(seg.slots, seg.counts)[rows_kept], x[rows_kept]))
+            self.kept.add(ids, pick(counts), x if rows_kept.all() else x[rows_kept])
 
     def _merge_last(
         self,
@@ -243,20 +244,17 @@ class FieldAccumulator:
 
     # -- results ------------------------------------------------------------------------------
 
+    def finish(self, slots: np.ndarray) -> None:
+        """No further value will come for ``slots`` (ascending): reduce what is kept for them."""
+        if self.kept is not None:
+            self.kept.finish(slots)
+
     def percentile_table(self) -> dict[str, np.ndarray]:
         """Nearest-rank percentiles per slot (NaN where a slot has no value)."""
-        out = {name: np.full(self.size, np.nan) for name, _ in self.percentiles}
-        if not self._kept_values:
-            return out
-        slots = np.concatenate([s for s, _ in self._kept_values])
-        values = np.concatenate([v for _, v in self._kept_values])
-        order = np.lexsort((values, slots))
-        slots, values = slots[order], values[order]
-        seg = segment(slots)
-        for name, p in self.percentiles:
-            rank = np.maximum(np.ceil(seg.counts * (p / 100.0) - 1e-9).astype(np.int64), 1)
-            out[name][seg.slots] = values[seg.starts + rank - 1]
-        return out
+        if self.kept is None:
+            return {}
+        table = self.kept.table(self.size)
+        return {name: table[i] for i, (name, _) in enumerate(self.percentiles)}
 
     def seconds(self, slots: np.ndarray) -> np.ndarray:
         """Covered seconds of ``slots`` (the sum of exact nanoseconds, rounded once at the end)."""
@@ -280,7 +278,7 @@ class FieldAccumulator:
             out.append((f"{prefix}_resets", self.resets[slots].tolist()))
             out.append((f"{prefix}_gaps", self.gaps[slots].tolist()))
         has = n > 0
-        percentiles = self.percentile_table() if self.percentiles else {}
+        percentiles = self.percentile_table()
         total = (
             self.sums.values.values(slots) if self.sums.values is not None else np.full(len(slots), np.nan)
         )

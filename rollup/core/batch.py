@@ -10,6 +10,11 @@ batch exact, as a *mixed* column (``kinds``, see :mod:`rollup.core.numbers`). ``
 whose value is a usable number (a point that lacks the field is simply not valid); ``invalid``
 marks rows that carried something that is not a number (a string, a boolean), which the core skips
 and counts.
+
+A source that knows the order in which it hands series over says so (:class:`SeriesOrder`): the
+core can then finish a group as soon as its last series has been read, and free what it kept for
+it (:mod:`rollup.core.completion`). A source that reads several queries at once numbers them:
+``stream`` tells which one a batch comes from.
 """
 
 from __future__ import annotations
@@ -42,6 +47,17 @@ class FieldColumn:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesOrder:
+    """Within each stream, series come sorted by their values of ``tag_keys`` compared in that
+    order, a tag that a series lacks counting as "" (InfluxQL's ``GROUP BY *``). ``tag_keys`` are
+    sorted and name every tag a series of the read can carry. With several streams, every series
+    with a given value of ``split_on`` comes in the same stream."""
+
+    tag_keys: tuple[str, ...]
+    split_on: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     keys: list[SeriesKey]
     run_lengths: np.ndarray
@@ -50,6 +66,8 @@ class Batch:
     stream: int = 0
     """Which of a source's concurrent queries the batch comes from: their batches interleave, each
     stream's in its order (its series one after the other, see :mod:`rollup.sources.base`)."""
+    order: SeriesOrder | None = None
+    """How the stream's series are ordered, if the source knows (None: in no known order)."""
 
     def __post_init__(self) -> None:
         if len(self.keys) != len(self.run_lengths):

@@ -7,6 +7,11 @@ is then treated exactly as if the two batches had been one.
 
 Samples before the first window (the *lookback*) only provide each series' ``prev``: the first
 interval of the first window is not lost.
+
+Aggregates that need every value (``pNN``) keep those of a group only until the group is finished:
+when the source declares an order that shows the group's last series has been read
+(:mod:`rollup.core.completion`), else at the end. What they keep in memory is bounded by the
+spec's ``values_memory``, beyond which it goes to a temporary file (:mod:`rollup.core.percentiles`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from rollup.core import numbers
 from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
+from rollup.core.completion import Completion
 from rollup.core.derivative import PrevState, derive_rows, run_starts
 from rollup.core.spec import FieldRule, RollupSpec
 from rollup.core.sums import Pieces
@@ -199,9 +205,13 @@ class Rollup:
     slot for rows before the first window (the lookback) and one for rows after the last. A row's
     slot is then ``group's first slot + searchsorted(bounds, time)``, rows of a series sorted by time
     have sorted slots, and rows outside the windows need no mask: their padding slots are never read.
+
+    ``finish_early``: finish groups as soon as the order the source declares allows (see
+    :mod:`rollup.core.completion`); a read that breaks its declared order raises
+    :class:`~rollup.core.completion.SeriesOrderError`, and reading it again with ``False`` is exact.
     """
 
-    def __init__(self, spec: RollupSpec, windows: Sequence[Window]):
+    def __init__(self, spec: RollupSpec, windows: Sequence[Window], finish_early: bool = True):
         if not windows:
             raise ValueError("a rollup needs at least one window")
         for before, after in itertools.pairwise(windows):
@@ -216,7 +226,11 @@ class Rollup:
         self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields}
-        self._acc = {rule.name: FieldAccumulator(rule) for rule in spec.fields}
+        keeping = sum(1 for rule in spec.fields if rule.percentiles)
+        share = spec.values_memory // max(keeping, 1)
+        self._acc = {rule.name: FieldAccumulator(rule, share) for rule in spec.fields}
+        # Only values kept for percentiles gain from finishing a group early.
+        self._completion = Completion(spec.group_by, enabled=finish_early and keeping > 0)
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
         self._held: dict[int, _Rows] = {}
@@ -226,11 +240,26 @@ class Rollup:
     def group_count(self) -> int:
         return len(self._groups)
 
+    @property
+    def groups_finished_early(self) -> int:
+        """Groups whose kept values were reduced and freed before the end of the read."""
+        return self._completion.finished_groups
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of kept values written to temporary files (0 when they fitted in memory)."""
+        return sum(acc.kept.spilled for acc in self._acc.values() if acc.kept is not None)
+
     # -- input --------------------------------------------------------------------------------
 
     def feed(self, batch: Batch) -> None:
-        stream = batch.stream
-        rows = self._rows_of(batch)
+        series = self._series_ids(batch.keys)
+        finished = self._completion.observe(batch, series, self._series_group[series])
+        self._feed_rows(self._rows_of(batch, series), batch.stream)
+        if len(finished):
+            self._finish_groups(finished)
+
+    def _feed_rows(self, rows: _Rows, stream: int) -> None:
         held = self._held.pop(stream, None)
         if held is not None:
             rows = _Rows.join(held, rows) if len(rows) else held
@@ -305,8 +334,7 @@ class Rollup:
             self._group_tags.append(group_tags)
         return gid
 
-    def _rows_of(self, batch: Batch) -> _Rows:
-        run_ids = self._series_ids(batch.keys)
+    def _rows_of(self, batch: Batch, run_ids: np.ndarray) -> _Rows:
         lengths = np.asarray(batch.run_lengths, dtype=np.int64)
         n = int(lengths.sum())
         starts = np.cumsum(lengths) - lengths
@@ -344,6 +372,19 @@ class Rollup:
                 valid &= ~bad
             columns[rule.name] = _Column(values, valid, invalid, kinds)
         return _Rows(run_ids, starts, np.asarray(batch.time, dtype=np.int64), columns)
+
+    def _finish_groups(self, groups: np.ndarray) -> None:
+        """No further series of ``groups`` (ascending) will come: reduce what is kept for them."""
+        finished = set(groups.tolist())
+        for stream in sorted(self._held):
+            held = self._held[stream]
+            if not finished.isdisjoint(self._series_group[held.run_ids].tolist()):
+                del self._held[stream]  # rows held for a series that cannot continue
+                self._process(held, stream)
+        window_slots = np.arange(1, len(self.windows) + 1)
+        slots = (groups[:, None] * self._stride + window_slots[None, :]).ravel()
+        for acc in self._acc.values():
+            acc.finish(slots)
 
     def _process(self, rows: _Rows, stream: int) -> None:
         """Roll up rows: put them in order if they are not, count points, then each field."""

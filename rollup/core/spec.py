@@ -12,6 +12,8 @@ Stamp = Literal["start", "end"]
 
 COUNTER_ONLY = frozenset({"rate", "increase"})
 SIMPLE_AGGREGATES = frozenset({"mean", "rate", "increase", "min", "max", "sum", "count", "last", "stddev"})
+DEFAULT_VALUES_MEMORY = 128 * 2**20
+"""Bytes that the values kept for ``pNN`` may take in memory, per rollup, before they spill to disk."""
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
 
 
@@ -66,10 +68,15 @@ class RollupSpec:
     """Tags that form a group; None means every tag (one group per series)."""
     max_gap_ns: int | None = None
     stamp: Stamp = "start"
+    values_memory: int = DEFAULT_VALUES_MEMORY
+    """Bytes the values kept for aggregates that need all of them may take in memory (shared by
+    the fields that keep some); beyond it they go to a temporary file."""
 
     def __post_init__(self) -> None:
         if not self.fields:
             raise ValueError("a rollup needs at least one field")
+        if self.values_memory < 1:
+            raise ValueError(f"values_memory must be positive, got {self.values_memory}")
         outputs = [f.output for f in self.fields]
         if len(set(outputs)) != len(outputs):
             raise ValueError(f"output names must be unique, got {outputs}")

@@ -9,22 +9,32 @@ and a window is only reported written once every sink has accepted its rows.
 Before its first span the runner checks the job against the source's schema (the measurement,
 every field and every ``group_by`` tag exist): a typo must fail the window with a message that
 names it, not look like a window without data.
+
+Percentiles keep their values only until a group's last series has been read, as the source's
+declared order tells; should a source break its declared order, the span is read again without
+relying on it (exact either way, see :mod:`rollup.core.completion`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import ByteSize
+
+from rollup.core.completion import SeriesOrderError
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
 from rollup.core.windows import DAY_NS, Window
 from rollup.errors import RollupError, SinkError, SourceError
 from rollup.jobs.spec import JobSpec
 from rollup.sinks.base import Sink
 from rollup.sources.base import Source, SourceQuery
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SLOT_BUDGET = 200_000
 MAX_SPAN_NS = DAY_NS
@@ -155,13 +165,40 @@ class JobRunner:
 
     def compute(self, span: Sequence[Window]) -> list[WindowResult]:
         """Roll up one span of contiguous windows without writing anything."""
-        rollup = Rollup(self.job.rollup, span)
-        for batch in self.source.read(self.query(span)):
-            rollup.feed(batch)
-            if self.on_points is not None:
-                self.on_points(batch.rows)
+        try:
+            return self._compute(span, finish_early=True)
+        except SeriesOrderError as exc:
+            log.warning(
+                "%s; reading the span again, keeping every group's values to the end",
+                exc,
+                extra={"job": self.job.name, "window": str(span[0]), "event": "series_order_broken"},
+            )
+        return self._compute(span, finish_early=False)
+
+    def _compute(self, span: Sequence[Window], finish_early: bool) -> list[WindowResult]:
+        rollup = Rollup(self.job.rollup, span, finish_early=finish_early)
+        batches = self.source.read(self.query(span))
+        try:
+            for batch in batches:
+                rollup.feed(batch)
+                if self.on_points is not None:
+                    self.on_points(batch.rows)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # stop the read now, not when the error is gone
+                close()
         results = rollup.finish()
         self._groups_seen = max(self._groups_seen, rollup.group_count)
+        if rollup.spilled_bytes:
+            log.info(
+                "percentile values did not fit in values_memory (%s): %s went through a temporary "
+                "file (%d of %d groups were finished before the end of the read)",
+                self.job.values_memory.human_readable(),
+                ByteSize(rollup.spilled_bytes).human_readable(),
+                rollup.groups_finished_early,
+                rollup.group_count,
+                extra={"job": self.job.name, "window": str(span[0]), "event": "values_spilled"},
+            )
         return results
 
     def write(self, rows: Sequence[OutputRow]) -> None:

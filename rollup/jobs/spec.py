@@ -12,10 +12,28 @@ import re
 from functools import cached_property
 
 import re2
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
-from rollup.core.spec import FieldRule, Kind, OnDecrease, RollupSpec, Stamp, check_aggregate
+from rollup.core.spec import (
+    DEFAULT_VALUES_MEMORY,
+    FieldRule,
+    Kind,
+    OnDecrease,
+    RollupSpec,
+    Stamp,
+    check_aggregate,
+)
 from rollup.core.windows import WindowGrid, format_instant, load_zone, to_ns
 from rollup.durations import PositiveSpan, Span, WindowSize
 from rollup.sources.base import TagMatch
@@ -189,6 +207,10 @@ class JobSpec(_Strict):
     source: SourceSpec
     window: WindowSpec
     group_by: list[str] | None = None
+    values_memory: ByteSize = Field(
+        default=ByteSize(DEFAULT_VALUES_MEMORY),
+        description="Memory for the values that pNN keeps; beyond it they spill to a temporary file",
+    )
     fields: dict[str, FieldSpec] = Field(min_length=1)
     output: OutputSpec
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
@@ -206,6 +228,17 @@ class JobSpec(_Strict):
         if value is not None and len(set(value)) != len(value):
             raise ValueError("a tag is listed more than once")
         return value
+
+    @field_validator("values_memory", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        try:
+            size = TypeAdapter(ByteSize).validate_python(value)
+        except ValidationError:
+            raise ValueError(f"expected a size such as 128MiB, 1GiB or 500MB (got {value!r})") from None
+        if size <= 0:
+            raise ValueError(f"must be more than 0 bytes (got {value!r})")
+        return size
 
     @model_validator(mode="after")
     def _unique_outputs(self) -> JobSpec:
@@ -240,6 +273,7 @@ class JobSpec(_Strict):
             group_by=None if self.group_by is None else tuple(self.group_by),
             max_gap_ns=self.window.max_gap_ns,
             stamp=self.output.timestamp,
+            values_memory=int(self.values_memory),
         )
 
     def local_time(self, ns: int) -> str:

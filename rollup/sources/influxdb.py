@@ -35,10 +35,15 @@ Reading overlaps rolling up: a thread per query receives and parses up to ``read
 ahead, in a bounded queue (:mod:`rollup.sources.prefetch`), so influxd keeps producing while the
 caller computes and memory stays flat. With ``concurrency = N`` the series are split into N subsets
 on one tag's values (``SHOW TAG VALUES``; a tag of the job's groups when one has enough values, so
-each group's rows come in one order) and N queries run at once, their batches interleaved, each
-marked with its query's number (``Batch.stream``) so that the core knows which series may go on in
-which later batch; the last subset is "every other value", so a series whose tag value appeared
-meanwhile is not missed. That pays off when influxd has cores to spare.
+each group's rows come in one order) and N queries run at once, their batches interleaved and
+numbered by query (``Batch.stream``); the last subset is "every other value", so a series whose tag
+value appeared meanwhile is not missed. That pays off when influxd has cores to spare.
+
+JSON and msgpack batches declare the order of their series (``Batch.order``): ``GROUP BY *``
+returns them sorted by their values of every tag key, keys sorted, a missing tag as "", and every
+series of a result carries every such key (empty or not), which is how the keys are known. The core
+uses it to finish a group once its last series has been read (:mod:`rollup.core.completion`); the
+split tag is chosen so that this still holds with several queries.
 
 Connecting is retried (:mod:`rollup.retry`: connection errors, timeouts, HTTP 5xx and 429, with
 exponential backoff and jitter); once a response is being read nothing is retried, since the caller
@@ -50,7 +55,7 @@ may already hold batches from it. Every :class:`SourceError` says whether it is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -123,7 +128,7 @@ class InfluxQLSource:
     def read(self, query: SourceQuery) -> Iterator[Batch]:
         subsets = self._subsets(query) if self.concurrency > 1 else [()]
         readers = [
-            self._read_statement(query, build_query(query, extra), stream)
+            self._read_statement(query, build_query(query, extra), stream, extra[0][0] if extra else None)
             for stream, extra in enumerate(subsets)
         ]
         if self.read_ahead == 0 and len(readers) == 1:
@@ -131,14 +136,18 @@ class InfluxQLSource:
         else:
             yield from read_ahead(readers, depth=max(self.read_ahead, 1) * len(readers))
 
-    def _read_statement(self, query: SourceQuery, statement: str, stream: int) -> Iterator[Batch]:
-        """The batches of one statement, marked as ``stream`` (their series come one after the other)."""
+    def _read_statement(
+        self, query: SourceQuery, statement: str, stream: int = 0, split_on: str | None = None
+    ) -> Iterator[Batch]:
+        """The batches of one statement, numbered ``stream``; ``split_on``: the tag whose values
+        split the series between the statements of one read."""
         response = self._open(query.database, statement)
         try:
+            batcher = ObjectBatcher(query.fields, stream, split_on)
             if self.format == "json":
-                yield from self._read_documents(self._json_documents(response), query.fields, stream)
+                yield from self._read_documents(self._json_documents(response), batcher)
             else:
-                yield from self._read_documents(self._msgpack_documents(response), query.fields, stream)
+                yield from self._read_documents(self._msgpack_documents(response), batcher)
         except httpx.TimeoutException as exc:
             raise SourceError(
                 f"InfluxDB at {self._url} sent nothing for {self._timeout} in the middle of a result",
@@ -162,8 +171,10 @@ class InfluxQLSource:
         if not values:
             return [()]
         # A tag of the groups if one has enough values (a group's rows then come in one stream),
-        # else the tag with the most values.
-        grouping = [tag for tag in query.together if len(values.get(tag, ())) >= self.concurrency]
+        # else the tag with the most values. Of the group tags, the first in sorted order: if the
+        # series sort by a group tag first, that one keeps each group's series together in the
+        # order of one stream, and the core can finish groups early.
+        grouping = [tag for tag in sorted(query.together) if len(values.get(tag, ())) >= self.concurrency]
         tag = grouping[0] if grouping else max(sorted(values), key=lambda name: len(values[name]))
         known = sorted(values[tag])
         parts = min(self.concurrency, len(known))
@@ -310,10 +321,7 @@ class InfluxQLSource:
 
     # -- JSON and msgpack: documents of results ---------------------------------------------------
 
-    def _read_documents(
-        self, documents: Iterable[object], fields: Sequence[str], stream: int
-    ) -> Iterator[Batch]:
-        batcher = ObjectBatcher(fields, stream)
+    def _read_documents(self, documents: Iterable[object], batcher: ObjectBatcher) -> Iterator[Batch]:
         partial = False
         seen_any = False
         for doc in documents:

@@ -14,6 +14,11 @@ values that no one dtype holds exactly (a negative integer and one from 2^63 on,
 2^53 among fractions) a mixed column (:mod:`rollup.core.numbers`). A missing value (``null``) is
 simply not valid; a string or a boolean is not valid and counted as invalid
 (:func:`object_column`).
+
+InfluxQL's ``GROUP BY *`` gives every series every tag key of the result (those it lacks with an
+empty value) and sorts the series by those values: the batches declare that order
+(:class:`~rollup.core.batch.SeriesOrder`) with the keys of the first series, and stop declaring it
+if a series comes with other keys.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rollup.core import numbers
-from rollup.core.batch import Batch, FieldColumn, SeriesKey, series_key
+from rollup.core.batch import Batch, FieldColumn, SeriesKey, SeriesOrder, series_key
 from rollup.errors import SourceError
 from rollup.sources.jsonrows import integer_rows
 
@@ -64,10 +69,13 @@ class ObjectBatcher:
     either a numpy integer array (see :func:`fill_integer_rows`) or Python objects. ``stream``
     tells the batches of one query from those of others read at the same time."""
 
-    def __init__(self, fields: Sequence[str], stream: int = 0):
+    def __init__(self, fields: Sequence[str], stream: int = 0, split_on: str | None = None):
         self.fields = list(fields)
-        self.stream = stream
         self.wanted = ["time", *self.fields]
+        self.stream = stream
+        self.split_on = split_on
+        self.order: SeriesOrder | None = None
+        self._tag_keys: set[str] | None = None  # of the first series
         self.keys: list[SeriesKey] = []
         self.lengths: list[int] = []
         self.blocks: list[np.ndarray] = []
@@ -81,6 +89,7 @@ class ObjectBatcher:
         tags = series.get("tags") or {}
         if not isinstance(tags, dict) or "time" not in columns:
             raise SourceError(f"unexpected series in the InfluxDB response: {short(series)}")
+        self._note_tag_keys(tags)
         if isinstance(values, np.ndarray):
             block = values
         else:
@@ -105,6 +114,13 @@ class ObjectBatcher:
             self.lengths.append(n)
         self.blocks.append(block)
         self.rows += n
+
+    def _note_tag_keys(self, tags: dict[Any, Any]) -> None:
+        if self._tag_keys is None:
+            self._tag_keys = set(tags)
+            self.order = SeriesOrder(tuple(sorted(map(str, tags))), self.split_on)
+        elif self.order is not None and tags.keys() != self._tag_keys:
+            self.order = None  # not the result of a GROUP BY *: no order known
 
     def _reorder(self, block: np.ndarray, columns: list[Any]) -> np.ndarray:
         position = {name: i for i, name in enumerate(columns)}
@@ -132,6 +148,7 @@ class ObjectBatcher:
             time=time,
             fields=fields,
             stream=self.stream,
+            order=self.order,
         )
         self.keys, self.lengths, self.blocks, self.rows = [], [], [], 0
         return batch

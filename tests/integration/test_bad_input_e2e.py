@@ -122,6 +122,14 @@ CASES: dict[str, tuple[Edit, str]] = {
         "jobs/bw.toml: fields.octets.aggregates: unknown aggregate 'median': expected one of count, "
         "increase, last, max, mean, min, rate, stddev, sum or pNN (e.g. p95)",
     ),
+    "memory for kept values that is no size": (
+        in_job('group_by = ["host"]', 'group_by = ["host"]\nvalues_memory = "lots"'),
+        "jobs/bw.toml: values_memory: expected a size such as 128MiB, 1GiB or 500MB (got 'lots')",
+    ),
+    "no memory for kept values": (
+        in_job('group_by = ["host"]', 'group_by = ["host"]\nvalues_memory = "0MiB"'),
+        "jobs/bw.toml: values_memory: must be more than 0 bytes (got '0MiB')",
+    ),
     "bad sink profile": (
         in_file("sinks/out.toml", "", "batch_size = 0\n"),
         "sinks/out.toml: batch_size: Input should be greater than or equal to 1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollup.core.batch import Batch, SeriesKey
+from rollup.core.batch import Batch, SeriesKey, SeriesOrder
 from rollup.errors import SourceError
 from rollup.influx import InfluxConnection
 from rollup.sources.base import SourceQuery, TagMatch
@@ -398,3 +399,80 @@ def test_subsets_split_on_a_grouping_tag_else_the_tag_with_most_values(
     first, rest = source._subsets(grouped)
     assert first == (("host", TagMatch(("r1", "r2"))),)
     assert rest == (("host", TagMatch(("r1", "r2"), negate=True)),)
+
+
+# -- the order of series ----------------------------------------------------------------------------
+
+ORDER_TAGSETS = [
+    {"host": "a"},
+    {"host": "a", "zone": "1"},
+    {"host": "a", "ifname": "p"},
+    {"host": "a", "ifname": "p", "zone": "2"},
+    {"host": "a", "alias": "x", "ifname": "q"},
+    {"host": "a", "alias": "y", "ifname": "p"},
+    {"host": "a b", "ifname": "p"},
+    {"host": "a!", "ifname": "p"},
+    {"host": "a,c", "ifname": "p"},
+    {"host": "a0"},
+    {"host": "Z"},
+    {"host": "é"},
+    {"ifname": "p"},
+    {"aaa": "1", "ifname": "q"},
+    {"zone": "0"},
+]
+
+
+@pytest.fixture
+def unordered(influx: InfluxHelper) -> list[dict[str, str]]:
+    """Series whose tags are missing here and there or sort in tricky ways, written shuffled."""
+    shuffled = ORDER_TAGSETS[:]
+    random.Random(3).shuffle(shuffled)
+    lines = [
+        f"m,{','.join(f'{k}={lp_tag(v)}' for k, v in sorted(tags.items()))} v={i}i {T0 + j * S}"
+        for i, tags in enumerate(shuffled)
+        for j in range(4)
+    ]
+    influx.write(lines)
+    return ORDER_TAGSETS
+
+
+def order_key(key: SeriesKey, tag_keys: tuple[str, ...]) -> tuple[str, ...]:
+    tags = dict(key)
+    return tuple(tags.get(name, "") for name in tag_keys)
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 10000])
+def test_batches_declare_the_order_influxd_sends_series_in(
+    influx: InfluxHelper, unordered: list[dict[str, str]], fmt: Format, chunk_size: int
+) -> None:
+    """GROUP BY * sorts series by their values of every tag key (keys sorted, a missing tag as ""),
+    by code point: the order the batches declare, with every key of the measurement."""
+    source = source_for(influx.url, format=fmt, chunk_size=chunk_size)
+    batches = list(source.read(SourceQuery(influx.database, "m", ("v",), T0, T0 + 60 * S)))
+    tag_keys = ("aaa", "alias", "host", "ifname", "zone")
+    assert {batch.order for batch in batches} == {SeriesOrder(tag_keys)}
+    assert {batch.stream for batch in batches} == {0}
+    keys = [key for key, _, _ in rows_of(batches, ("v",))]
+    series = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    assert len(series) == len(unordered)
+    assert [order_key(k, tag_keys) for k in series] == sorted(order_key(k, tag_keys) for k in series)
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_concurrent_streams_are_numbered_each_in_the_declared_order_split_on_the_first_group_tag(
+    influx: InfluxHelper, unordered: list[dict[str, str]], fmt: Format
+) -> None:
+    source = source_for(influx.url, format=fmt, chunk_size=2, concurrency=2)
+    query = SourceQuery(influx.database, "m", ("v",), T0, T0 + 60 * S, together=("ifname", "host"))
+    batches = list(source.read(query))
+    tag_keys = ("aaa", "alias", "host", "ifname", "zone")
+    assert {batch.order for batch in batches} == {SeriesOrder(tag_keys, split_on="host")}
+    assert {batch.stream for batch in batches} == {0, 1}
+    hosts: list[set[str]] = []
+    for stream in (0, 1):
+        keys = [key for key, _, _ in rows_of([b for b in batches if b.stream == stream], ("v",))]
+        series = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+        assert [order_key(k, tag_keys) for k in series] == sorted(order_key(k, tag_keys) for k in series)
+        hosts.append({dict(k).get("host", "") for k in series})
+    assert not hosts[0] & hosts[1]  # a host's series all come in one stream
