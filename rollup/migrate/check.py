@@ -2,8 +2,8 @@
 
 The CQ's SELECT runs without its INTO against the live InfluxDB — once per window when it takes
 a derivative in a subquery, as the CQ itself does, so each window's derivative starts afresh — and
-the job is computed over the same windows without writing anything (what ``rollup preview``
-does: the source's batches through :class:`~rollup.core.pipeline.Rollup`). Rows are matched by
+the job is computed over the same windows without writing anything, by its runner (what ``rollup
+preview`` does). Rows are matched by
 timestamp and group tags, values by the job's names for the CQ's columns. Two numbers agree when
 they are equal to 1e-9 relatively (the two sum in different orders); a missing row or value on
 one side is a difference.
@@ -15,15 +15,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rollup.core.pipeline import OutputRow, Rollup
+from rollup.core.pipeline import OutputRow
 from rollup.core.windows import Window
 from rollup.errors import ConfigError
 from rollup.influx import InfluxConnection
+from rollup.jobs.runner import JobRunner
 from rollup.jobs.spec import JobSpec
 from rollup.migrate.emit import ImportedJob
 from rollup.migrate.live import Row, select_rows
 from rollup.migrate.plan import CheckQuery
-from rollup.sources.base import Source, SourceQuery
 from rollup.sources.influxdb import InfluxQLSource
 
 RELATIVE_TOLERANCE = 1e-9
@@ -92,31 +92,14 @@ def check_jobs(
 
 
 def _job_rows(spec: JobSpec, connection: InfluxConnection, windows: list[Window]) -> list[OutputRow]:
-    # Without lookback each window is computed alone, as the runner does: no prev crosses its edge.
-    spans = [[w] for w in windows] if spec.window.lookback_ns == 0 else [windows]
-    source = InfluxQLSource(connection, format="json")
+    """The job's rows over ``windows``, computed by its runner and not written (``rollup preview``)."""
+    runner = JobRunner(spec, InfluxQLSource(connection, format="json"))
     try:
-        return [row for span in spans for row in preview_rows(spec, source, span)]
+        return [
+            row for span in runner.spans(windows) for result in runner.compute(span) for row in result.rows
+        ]
     finally:
-        source.close()
-
-
-def preview_rows(spec: JobSpec, source: Source, windows: Sequence[Window]) -> list[OutputRow]:
-    """The job's rows over contiguous ``windows``, computed and not written (``rollup preview``)."""
-    query = SourceQuery(
-        database=spec.source.database,
-        retention_policy=spec.source.retention_policy,
-        measurement=spec.source.measurement,
-        fields=tuple(spec.fields),
-        start=windows[0].start - spec.window.lookback_ns,
-        end=windows[-1].end,
-        where=spec.source.tag_matches(),
-        together=tuple(spec.group_by or ()),
-    )
-    rollup = Rollup(spec.rollup, windows)
-    for batch in source.read(query):
-        rollup.feed(batch)
-    return [row for result in rollup.finish() for row in result.rows]
+        runner.close()
 
 
 def _original_rows(check: CheckQuery, connection: InfluxConnection, windows: list[Window]) -> list[Row]:
