@@ -82,12 +82,12 @@ done
 
 echo
 echo "Daily aggregates written to InfluxDB (database rollups, measurement interface_daily), first rows:"
-.venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups \
+.venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups --timezone Europe/Zurich \
   --query 'SELECT in_mean / 1000000 AS in_mean_Mbps, in_p95 / 1000000 AS in_p95_Mbps, in_max / 1000000 AS in_max_Mbps, in_resets, out_mean / 1000000 AS out_mean_Mbps, in_samples FROM interface_daily GROUP BY agent_host, ifName SLIMIT 6'
 echo "(xe-0/0/0 of sw000 is a Counter32: its wrap is counted in in_resets but adds no spike)"
 echo
 echo "Device sw000 in 3-hour windows: in_rate is the time-weighted mean rate of its interfaces, in_GB their total volume:"
-.venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups \
+.venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups --timezone Europe/Zurich \
   --query "SELECT in_rate / 1000000 AS in_rate_Mbps, in_increase / 8000000000 AS in_GB, in_max / 1000000 AS in_max_Mbps, in_resets FROM device_traffic_3h WHERE agent_host = 'sw000'"
 
 if [ "$ELASTICSEARCH" = "1" ]; then

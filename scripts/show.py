@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from zoneinfo import ZoneInfo
 
 import httpx
 from rich.console import Console
@@ -22,7 +23,11 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--query", required=True)
+    parser.add_argument(
+        "--timezone", default="UTC", help="Show times in this IANA zone (the job's, so a local day reads as one)"
+    )
     args = parser.parse_args()
+    zone = ZoneInfo(args.timezone)
     response = httpx.post(
         f"{args.url}/query", params={"db": args.database, "epoch": "s"}, data={"q": args.query}, timeout=60
     )
@@ -35,11 +40,11 @@ def main() -> None:
         raise SystemExit("no rows")
     tag_names = sorted({key for s in series for key in (s.get("tags") or {})})
     columns = series[0]["columns"]
-    table = Table(*tag_names, "time (UTC)", *columns[1:])
+    table = Table(*tag_names, f"time ({args.timezone})", *columns[1:])
     for s in series:
         tags = s.get("tags") or {}
         for values in s["values"]:
-            stamp = dt.datetime.fromtimestamp(values[0], dt.UTC).strftime("%Y-%m-%d %H:%M")
+            stamp = dt.datetime.fromtimestamp(values[0], zone).strftime("%Y-%m-%d %H:%M%z")
             table.add_row(*(tags.get(t, "") for t in tag_names), stamp, *(_cell(v) for v in values[1:]))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 

@@ -142,3 +142,17 @@ def test_status_shows_times_with_their_offset(workspace: Workspace) -> None:
     table = workspace.run("status", "late")
     assert table.code == 0, table.stderr
     assert re.search(r"\d{4}-\d\d-\d\d 00:00\+0[12]:00", table.stdout), table.stdout  # oldest owed, local
+
+
+def test_jobs_show_gives_the_query_and_the_next_windows_with_their_zone(workspace: Workspace) -> None:
+    shown = workspace.run("jobs", "show", LONG_NAME, "--windows", "2", "--now", f"{day(2)}T12:00Z")
+    assert shown.code == 0, shown.stderr
+    assert f'"name": "{LONG_NAME}"' in shown.stdout
+    assert re.search(
+        r'SELECT "octets" FROM "\w+"\.\."ifc" WHERE time >= \d+ AND time < \d+ GROUP BY \*', shown.stdout
+    )
+    windows = re.findall(r"(\S+ \S+) → (\S+ \S+)  closes (\S+ \S+)", shown.stdout)
+    assert "next windows (Europe/Zurich):" in shown.stdout
+    assert len(windows) == 2
+    assert all(w[0].endswith(("+01:00", "+02:00")) for w in windows)  # local midnights, with the offset
+    assert windows[0][1] == windows[1][0]  # consecutive
