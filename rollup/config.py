@@ -73,7 +73,9 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
     """``key.path: reason`` for each problem pydantic found."""
     lines = []
     for item in error.errors():
-        location = ".".join(_key(part) for part in item["loc"] if not str(part).startswith("function-"))
+        location = ".".join(
+            _key(part) for part in item["loc"] if not str(part).startswith(("function-", "#"))
+        )
         kind = item["type"]
         message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if kind == "extra_forbidden":

@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import cached_property
+from typing import Annotated
 
 import re2
 from pydantic import (
     BaseModel,
     ByteSize,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -79,12 +82,28 @@ class TagCondition(_Strict):
         return value
 
 
+def _where_kind(value: object) -> str:
+    """Which form a where condition takes, so an error speaks of that form only."""
+    if isinstance(value, dict | TagCondition):
+        return "#condition"
+    return "#values" if isinstance(value, list) else "#value"
+
+
+# Tags starting with "#" are not keys: error messages leave them out of the key path.
+WhereValue = Annotated[
+    Annotated[str, Tag("#value")]
+    | Annotated[list[str], Tag("#values")]
+    | Annotated[TagCondition, Tag("#condition")],
+    Discriminator(_where_kind),
+]
+
+
 class SourceSpec(_Strict):
     profile: str = Field(description="A [sources.NAME] entry of config/rollup.toml")
     database: str
     retention_policy: str | None = None
     measurement: str
-    where: dict[str, str | list[str] | TagCondition] = Field(default_factory=dict)
+    where: dict[str, WhereValue] = Field(default_factory=dict)
 
     @field_validator("where")
     @classmethod

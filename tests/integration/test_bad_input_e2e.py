@@ -143,6 +143,27 @@ CASES: dict[str, tuple[Edit, str]] = {
         "sinks/out.toml: 'password' cannot be written in a profile: use password_env (an environment "
         "variable) or password_file (a secret file) instead",
     ),
+    "scale not a finite number": (
+        in_job("scale = 8", "scale = nan"),
+        "jobs/bw.toml: fields.octets.scale: Input should be a finite number",
+    ),
+    "negative scale": (
+        in_job("scale = 8", "scale = -8"),
+        "jobs/bw.toml: fields.octets.scale: Input should be greater than 0",
+    ),
+    "infinite max_rate": (
+        in_job("scale = 8", "scale = 8\nmax_rate = inf"),
+        "jobs/bw.toml: fields.octets.max_rate: Input should be a finite number",
+    ),
+    "window shorter than a second": (
+        in_job('every = "3h"', 'every = "1ms"'),
+        "jobs/bw.toml: window.every: invalid window '1ms': a window must be at least 1s",
+    ),
+    "regex that RE2 refuses": (
+        in_job('measurement = "ifc"', 'measurement = "ifc"\nwhere = { host = { regex = "a(?=b)" } }'),
+        "jobs/bw.toml: source.where.host.regex: invalid regex 'a(?=b)': invalid perl operator: (?= "
+        "(InfluxDB reads RE2 syntax)",
+    ),
     "bad settings": (
         in_file("config/rollup.toml", "chunk_size = 7", "chunk_size = 0"),
         "config/rollup.toml (or ROLLUP_ environment): sources.buffer.chunk_size: Input should be greater "
@@ -185,3 +206,13 @@ def test_bad_configuration_is_one_line_naming_file_key_and_reason_and_nothing_st
     assert "hunter2-Secret" not in result.stderr
     assert not (workspace.root / "state").exists(), "the ledger was created"
     assert influx.query("SHOW MEASUREMENTS", database=workspace.out_database) == []
+
+
+def test_two_job_names_that_differ_only_in_case_are_refused_naming_both_files(workspace: Workspace) -> None:
+    (workspace.root / "jobs" / "BW.toml").write_text((workspace.root / "jobs" / "bw.toml").read_text())
+    result = workspace.run("jobs", "validate")
+    assert result.code == 2
+    assert (
+        "jobs/bw.toml: name: job name 'bw' is also used by jobs/BW.toml (as 'BW': names may not differ "
+        "only in case)" in result.stderr
+    )

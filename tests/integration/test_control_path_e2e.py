@@ -388,3 +388,25 @@ def test_a_window_that_failed_to_write_reports_the_points_it_read(
     assert re.search(r"window failed: .*HTTP 503.* points=432 rows=0", result.stderr), result.stderr
     [row] = ledger_rows(workspace)
     assert (row.points, row.rows, row.transient) == (432, 0, True)
+
+
+def test_an_aggregate_that_overflows_fails_its_window_naming_the_field(
+    workspace: Workspace, influx: InfluxHelper
+) -> None:
+    influx.write(raw_lines(days=1))
+    job(workspace, start=iso_day(1))
+    path = workspace.root / "jobs" / "bw.toml"
+    path.write_text(
+        path.read_text().replace(
+            'aggregates = ["mean", "increase"]', 'aggregates = ["mean", "increase"]\nscale = 1e308'
+        )
+    )
+    result = workspace.run("backfill", "bw", "--start", iso_day(1), "--end", iso_day(2))
+    assert result.code == 1, result.stderr
+    assert re.search(
+        r"job bw: octets_\w+ of group \{'host': 'a'\} is inf for the window starting .*: the aggregate "
+        r"overflowed \(check the field's scale and unit\)",
+        result.stderr,
+    ), result.stderr
+    [row] = ledger_rows(workspace)
+    assert (row.status, row.transient, row.rows) == ("failed", False, 0)
