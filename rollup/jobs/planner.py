@@ -147,8 +147,9 @@ def policy_for(job: JobSpec, source_retention: Duration | None, start: int | Non
 
 
 def require_owed_range(job: JobSpec, policy: Policy) -> None:
-    """A live pass needs a start or a retention to know the oldest window owed."""
-    if policy.start is None and policy.retention is None:
+    """A live pass needs a start or a retention to know the oldest window owed (a job reading a
+    job without either begins where the job it reads begins)."""
+    if policy.start is None and policy.retention is None and job.upstream is None:
         where = (
             f"'retention' in [sources.{job.source.profile}] of the settings, or "
             if isinstance(job.source, SourceSpec)

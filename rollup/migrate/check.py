@@ -103,14 +103,15 @@ def _job_rows(spec: JobSpec, connection: InfluxConnection, windows: list[Window]
 
 def preview_rows(spec: JobSpec, source: Source, windows: Sequence[Window]) -> list[OutputRow]:
     """The job's rows over contiguous ``windows``, computed and not written (``rollup preview``)."""
+    buffer = spec.buffer
     query = SourceQuery(
-        database=spec.source.database,
-        retention_policy=spec.source.retention_policy,
-        measurement=spec.source.measurement,
+        database=buffer.database,
+        retention_policy=buffer.retention_policy,
+        measurement=buffer.measurement,
         fields=tuple(spec.fields),
         start=windows[0].start - spec.window.lookback_ns,
         end=windows[-1].end,
-        where=spec.source.tag_matches(),
+        where=buffer.tag_matches(),
         together=tuple(spec.group_by or ()),
     )
     rollup = Rollup(spec.rollup, windows)
