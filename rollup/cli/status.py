@@ -108,7 +108,8 @@ def _print_status(state: State, found: Sequence[JobStatus]) -> None:
         state.out.line("?: the job sets neither start nor a buffer retention, so what it owes is unknown")
     if any(entry.origin_pending for entry in found):
         state.out.line(
-            "≤: the job has no start and has not run yet: its first pass begins with its oldest point"
+            "≤: the job has no start and has not run yet: its first pass begins with its oldest point "
+            "(a job reading a job: where that job begins)"
         )
 
 
