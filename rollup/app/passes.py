@@ -212,7 +212,9 @@ def _record_lost(session: Session, job: JobSpec, current: Plan) -> Lost | None:
 
 
 def _prune(session: Session, job: JobSpec, current: Plan) -> None:
-    """Forget rows of windows older than both the owed range and ``ledger_keep``."""
+    """Forget rows of windows older than both the owed range and ``ledger_keep``. The jobs reading
+    this one do not miss them: a window older than this job's owed range holds none of theirs back,
+    whether its row is there or not (the planner's ``Dependency.cut``)."""
     keep = session.workspace.settings.ledger_keep.nanos
     before = min(current.low, session.clock.real() - keep)
     pruned = session.ledger.prune(job.name, before)
