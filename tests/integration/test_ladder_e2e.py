@@ -102,6 +102,7 @@ def raw_job(
     every: str,
     group_by: Sequence[str],
     aggregates: tuple[Sequence[str], Sequence[str]] = (COUNTER, GAUGE),
+    timestamp: str = "start",
 ) -> None:
     counter, gauge = aggregates
     workspace.job(
@@ -134,6 +135,7 @@ def raw_job(
         [output]
         measurement = "{name.replace("-", "_")}"
         sinks = ["out"]
+        timestamp = "{timestamp}"
         """,
     )
 
@@ -218,7 +220,7 @@ def test_monthly_from_daily_and_daily_from_3_hours_equal_the_same_aggregates_fro
     workspace: Workspace, influx: InfluxHelper
 ) -> None:
     influx.write(raw_lines())
-    raw_job(workspace, "raw-3h", "3h", ["host", "if"])
+    raw_job(workspace, "raw-3h", "3h", ["host", "if"], timestamp="end")  # read back by their end
     raw_job(workspace, "raw-daily", "1d", ["host", "if"])
     merged_job(workspace, "monthly", "raw-daily", "1mo", ["host", "if"])
     merged_job(workspace, "monthly-device", "raw-daily", "1mo", ["host"])
