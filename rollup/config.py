@@ -73,9 +73,7 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
     """``key.path: reason`` for each problem pydantic found."""
     lines = []
     for item in error.errors():
-        location = ".".join(
-            _key(part) for part in item["loc"] if not str(part).startswith(("function-", "#"))
-        )
+        location = ".".join(_key(part) for part in item["loc"] if not _hidden(part))
         kind = item["type"]
         message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if kind == "extra_forbidden":
@@ -94,6 +92,12 @@ def describe_errors(error: ValidationError, vocabulary: Vocabulary | None = None
             message = f"{message} (got {_shown(item.get('input'))})"
         lines.append(f"{location}: {message}" if location else message)
     return lines
+
+
+def _hidden(part: str | int) -> bool:
+    """Parts of a location that are no key of the file: pydantic's validator names, and the
+    ``~``-tags that tell which model of a union was validated."""
+    return str(part).startswith(("function-", "~"))
 
 
 def _shown(value: object) -> str:

@@ -90,6 +90,13 @@ echo "Device sw000 in 3-hour windows: in_rate is the time-weighted mean rate of 
 .venv/bin/python -m scripts.show --url "$ROLLUP_INFLUX_URL" --database rollups --timezone Europe/Zurich \
   --query "SELECT in_rate / 1000000 AS in_rate_Mbps, in_increase / 8000000000 AS in_GB, in_max / 1000000 AS in_max_Mbps, in_resets FROM device_traffic_3h WHERE agent_host = 'sw000'"
 
+MONTH=$(.venv/bin/python -c "import datetime as d; print(d.date.fromisoformat('$DAY').replace(day=1))")
+MONTH_END=$(.venv/bin/python -c "import datetime as d; m = d.date.fromisoformat('$MONTH'); print((m.replace(day=28) + d.timedelta(days=4)).replace(day=1))")
+echo
+echo "The month of $DAY per device so far, merged from the daily rows of interface-daily"
+echo "(jobs/device-monthly.toml reads that job; preview: the month is not over, nothing is written):"
+.venv/bin/rollup preview device-monthly --start "$MONTH" --end "$MONTH_END" --limit 3
+
 if [ "$ELASTICSEARCH" = "1" ]; then
   echo
   echo "interface-daily-es wrote the same days to InfluxDB (measurement interface_daily_es) and to"

@@ -83,6 +83,23 @@ def spring_forward(days_ago: int, zone: dt.tzinfo) -> dt.date:
     return latest(days_ago, zone, lambda day: length(day, zone) == DAY - 3600, "23-hour day")
 
 
+def next_month(first: dt.date) -> dt.date:
+    """The first day of the month after the one of ``first``."""
+    return (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def month_with_clock_change(days_ago: int, zone: dt.tzinfo) -> dt.date:
+    """The first day of the latest month that has a day of 23 or 25 hours in ``zone`` and ends at
+    least ``days_ago`` days before today (its windows are closed, its days all in the past)."""
+
+    def accept(day: dt.date) -> bool:
+        if day.day != 1 or next_month(day) > today(zone) - dt.timedelta(days=days_ago):
+            return False
+        return not steady(day, (next_month(day) - day).days, zone)
+
+    return latest(days_ago, zone, accept, "month with a clock change")
+
+
 def range_options(first: dt.date, days: int = 1) -> tuple[str, str, str, str]:
     """``--start``/``--end`` of the ``days`` local days from ``first`` (in the job's zone)."""
     return ("--start", first.isoformat(), "--end", (first + dt.timedelta(days=days)).isoformat())

@@ -9,7 +9,9 @@ silence:
   refused with a usage error naming the setting, unless ``ignore_retention``;
 * windows another process holds: if that process provably died (same host, its PID gone or
   reused), its claims are released and the windows run now; otherwise they are reported as left,
-  and the backfill does not count as complete.
+  and the backfill does not count as complete;
+* windows of a job reading a job whose upstream windows are not all done yet are not run (they
+  would merge what is not there): reported, and the backfill does not count as complete.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from dataclasses import dataclass, field, replace
 
 from rollup.app.execution import Skipped, execute, reclaim_dead
 from rollup.app.session import Session
+from rollup.app.upstreams import dependency
 from rollup.core.windows import Window
 from rollup.errors import ConfigError
 from rollup.jobs.planner import Due, Plan, Policy, Tally, plan
 from rollup.jobs.runner import OnPoints, WindowOutcome
-from rollup.jobs.spec import JobSpec
+from rollup.jobs.spec import JobSpec, SourceSpec
 from rollup.ledger.base import Record
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ class BackfillReport:
     @property
     def complete(self) -> bool:
         """Every closed window of the range within reach is done now."""
-        return not (self.failed or self.left or self.unreachable)
+        return not (self.failed or self.left or self.unreachable or self.tally.waiting_upstream)
 
     def add(self, outcome: WindowOutcome) -> None:
         self.points += outcome.points
@@ -91,13 +94,15 @@ def range_plan(session: Session, request: BackfillRequest) -> Plan:
 
 def _plan(session: Session, request: BackfillRequest, policy: Policy) -> Plan:
     job = request.job
+    now = session.clock.now()
     return plan(
         job.grid,
         policy,
         lambda start, end: session.ledger.snapshot(job.name, start, end),
-        session.clock.now(),
+        now,
         span=(request.start, request.end),
         force=request.force,
+        upstream=dependency(session.workspace, session.ledger, job, now),
     )
 
 
@@ -106,11 +111,12 @@ def check_retention(session: Session, request: BackfillRequest, tally: Tally) ->
     if not tally.too_old or request.ignore_retention:
         return
     job = request.job
+    source = job.source
     setting = (
-        f"[schedule] buffer_retention = {job.schedule.buffer_retention} of job {job.name}"
-        if job.schedule.buffer_retention is not None
-        else f"retention = {session.workspace.settings.sources[job.source.profile].retention} of source "
-        f"profile {job.source.profile!r} ([sources.{job.source.profile}] in the settings)"
+        f"retention = {session.workspace.settings.sources[source.profile].retention} of source "
+        f"profile {source.profile!r} ([sources.{source.profile}] in the settings)"
+        if job.schedule.buffer_retention is None and isinstance(source, SourceSpec)
+        else f"[schedule] buffer_retention = {job.schedule.buffer_retention} of job {job.name}"
     )
     cut = session.workspace.policy_for(job).cut(session.clock.now().plan)
     window = job.grid.window_at(cut)

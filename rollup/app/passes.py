@@ -5,7 +5,8 @@ serve`` one per trigger: both call :func:`run_pass`.
 A job without ``start`` begins where its data begins: its first pass asks the source for the
 oldest point within the buffer retention and records that window in the ledger as the job's
 *origin* (a measurement without any point yet begins at the current window). So a new job never
-owes thousands of empty windows.
+owes thousands of empty windows. A job reading a job begins with the window that holds the start
+(or origin) of the job it reads.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field, replace
 
 from rollup.app.execution import Skipped, execute, reclaim_dead
 from rollup.app.session import Session
+from rollup.app.upstreams import dependency
 from rollup.core.windows import format_instant, load_zone
 from rollup.jobs.planner import Lost, Plan, Policy, Tally, plan, require_owed_range
-from rollup.jobs.runner import JobRunner, WindowOutcome
+from rollup.jobs.runner import WindowOutcome
 from rollup.jobs.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class PassReport:
             parts.append(f"{self.left} still owed (max_windows_per_pass)")
         if self.tally.waiting:
             parts.append(f"{self.tally.waiting} failed window(s) waiting to retry")
+        if self.tally.waiting_upstream:
+            parts.append(f"{self.tally.waiting_upstream} window(s) waiting for the job they read")
         return ", ".join(parts)
 
 
@@ -84,16 +88,35 @@ def job_policy(session: Session, job: JobSpec) -> Policy:
     workspace = session.workspace
     state = session.ledger.job_state(job.name)
     policy = workspace.policy_for(job, state.origin)
-    if policy.start is None and policy.retention is not None:
+    if policy.start is None and job.upstream is not None:
+        policy = workspace.policy_for(
+            job, session.ledger.set_origin(job.name, _upstream_origin(session, job))
+        )
+    elif policy.start is None and policy.retention is not None:
         policy = workspace.policy_for(job, session.ledger.set_origin(job.name, _origin(session, job, policy)))
     require_owed_range(job, policy)
     return policy
 
 
+def _upstream_origin(session: Session, job: JobSpec) -> int:
+    """The window holding the start of the job ``job`` reads (its origin decided first)."""
+    upstream = session.workspace.upstream_of(job)
+    assert upstream is not None
+    theirs = job_policy(session, upstream.job)
+    begin = theirs.start if theirs.start is not None else theirs.cut(session.clock.now().plan)
+    start = job.grid.window_at(begin).start
+    log.info(
+        "the job has no start: it begins with the window of the start of job %s",
+        upstream.job.name,
+        extra={"job": job.name, "window": job.local_time(start), "event": "job_origin"},
+    )
+    return start
+
+
 def _origin(session: Session, job: JobSpec, policy: Policy) -> int:
     """The window of the job's oldest point within the retention, or the current window."""
     now = session.clock.now().plan
-    runner = JobRunner(job, session.workspace.source_for(job))
+    runner = session.workspace.runner_for(job)
     try:
         query = replace(runner.query([job.grid.window_at(now)]), start=policy.cut(now), end=now)
         first = runner.source.first_time(query)
@@ -114,12 +137,14 @@ def live_plan(session: Session, job: JobSpec, policy: Policy) -> Plan:
     """The plan of a live pass of ``job`` now, from the ledger's current rows."""
     ledger = session.ledger
     horizon = ledger.job_state(job.name).horizon
+    now = session.clock.now()
     return plan(
         job.grid,
         policy,
         lambda start, end: ledger.snapshot(job.name, start, end),
-        session.clock.now(),
+        now,
         horizon=horizon,
+        upstream=dependency(session.workspace, ledger, job, now),
     )
 
 
@@ -127,6 +152,9 @@ def run_pass(session: Session, job: JobSpec, on_outcome: OnOutcome | None = None
     """Plan, then claim and run what is due; once ``session.stop`` is set, no further span is
     claimed, and once the job's source stopped answering in this session, nothing is tried."""
     policy = job_policy(session, job)
+    upstream = session.workspace.upstream_of(job)
+    if upstream is not None:
+        job_policy(session, upstream.job)  # where the job it reads begins, decided
     current = live_plan(session, job, policy)
     tally = current.tally()
     if tally.running and reclaim_dead(session.ledger, tally):
@@ -139,7 +167,7 @@ def run_pass(session: Session, job: JobSpec, on_outcome: OnOutcome | None = None
         report.unreachable = breaker.reason
         return report
     due = current.due
-    report.planned = sum(1 for d in due if d.reason != "recompute")
+    report.planned = sum(1 for d in due if d.reason not in ("recompute", "upstream"))
     runner = session.runner(job)
     try:
         for item in execute(due, runner, session.claims(job), stop=session.stop, breaker=breaker):
@@ -184,7 +212,9 @@ def _record_lost(session: Session, job: JobSpec, current: Plan) -> Lost | None:
 
 
 def _prune(session: Session, job: JobSpec, current: Plan) -> None:
-    """Forget rows of windows older than both the owed range and ``ledger_keep``."""
+    """Forget rows of windows older than both the owed range and ``ledger_keep``. The jobs reading
+    this one do not miss them: a window older than this job's owed range holds none of theirs back,
+    whether its row is there or not (the planner's ``Dependency.cut``)."""
     keep = session.workspace.settings.ledger_keep.nanos
     before = min(current.low, session.clock.real() - keep)
     pruned = session.ledger.prune(job.name, before)

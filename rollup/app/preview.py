@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from rollup.app.workspace import Workspace
 from rollup.core.pipeline import OutputRow
 from rollup.errors import ConfigError
-from rollup.jobs.runner import JobRunner
-from rollup.jobs.spec import JobSpec, SourceSpec
+from rollup.jobs.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,15 @@ def filtered(job: JobSpec, where: Mapping[str, str] | None) -> JobSpec:
             f"({', '.join(job.group_by or ())}): filtering on it would change the aggregates"
         )
     conditions = {**job.source.where, **where}
-    source = SourceSpec.model_validate({**job.source.model_dump(by_alias=True), "where": conditions})
+    kind = type(job.source)
+    source = kind.model_validate({**job.source.model_dump(by_alias=True), "where": conditions})
     return job.model_copy(update={"source": source})
 
 
 def preview(workspace: Workspace, request: PreviewRequest) -> PreviewReport:
     job = filtered(request.job, request.where)
     windows = job.grid.windows(request.start, request.end)
-    runner = JobRunner(job, workspace.source_for(job))
+    runner = workspace.runner_for(job)
     rows: list[OutputRow] = []
     limit = request.limit
     try:

@@ -37,13 +37,14 @@ class Session:
         )
 
     def breaker(self, job: JobSpec) -> Breaker:
-        """The breaker of the job's source profile: shared by every job reading it in this session."""
+        """The breaker of the job's source (a source profile, or the job it reads): shared by every
+        job reading it in this session."""
         with self._lock:
-            return self._breakers.setdefault(job.source.profile, Breaker(job.source.profile))
+            return self._breakers.setdefault(job.source.label, Breaker(job.source.label))
 
     def runner(self, job: JobSpec, on_points: OnPoints | None = None) -> JobRunner:
         """A runner writing to the job's sinks; the caller closes it."""
         sinks = self.workspace.sinks_for(job)
         if self.wrap_sink is not None:
             sinks = [self.wrap_sink(sink) for sink in sinks]
-        return JobRunner(job, self.workspace.source_for(job), sinks, on_points=on_points)
+        return self.workspace.runner_for(job, sinks, on_points)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rollup.app.upstreams import dependency, known_policy
 from rollup.app.workspace import Workspace
 from rollup.core.windows import Window, format_instant, load_zone
 from rollup.jobs.planner import Now, plan
@@ -31,6 +32,8 @@ class JobStatus:
     buffer retention, so what it owes is unknown."""
     waiting: int
     """Failed windows waiting for their retry backoff."""
+    waiting_upstream: int
+    """Closed windows waiting for windows of the job they read (not counted in ``owed``)."""
     oldest_owed: Window | None
     next_retry: int | None
     last_failure: Record | None
@@ -54,6 +57,8 @@ class JobStatus:
             "running": self.running,
             "failed": self.failed,
             "waiting_for_retry": self.waiting,
+            "reads_job": self.job.upstream,
+            "waiting_for_upstream": self.waiting_upstream,
             "owed": self.owed,
             "owed_at_most": self.origin_pending,
             "unrecoverable": self.unrecoverable,
@@ -75,10 +80,10 @@ class JobStatus:
 def job_status(workspace: Workspace, ledger: Ledger, job: JobSpec, now: Now) -> JobStatus:
     summary = ledger.summary(job.name, now.real)
     state = ledger.job_state(job.name)
-    policy = workspace.policy_for(job, state.origin)
+    policy = known_policy(workspace, ledger, job, now)
     owed: int | None = None
     oldest = next_retry = None
-    waiting = pending_lost = 0
+    waiting = waiting_upstream = pending_lost = 0
     if policy.start is not None or policy.retention is not None:
         current = plan(
             job.grid,
@@ -86,9 +91,11 @@ def job_status(workspace: Workspace, ledger: Ledger, job: JobSpec, now: Now) -> 
             lambda start, end: ledger.snapshot(job.name, start, end),
             now,
             horizon=state.horizon,
+            upstream=dependency(workspace, ledger, job, now),
         )
         tally = current.tally()
         owed, waiting, next_retry, oldest = tally.owed, tally.waiting, tally.next_retry, tally.oldest_owed
+        waiting_upstream = tally.waiting_upstream
         lost = current.lost()
         pending_lost = lost.count if lost else 0
     return JobStatus(
@@ -100,10 +107,13 @@ def job_status(workspace: Workspace, ledger: Ledger, job: JobSpec, now: Now) -> 
         unrecoverable=state.unrecoverable + pending_lost,
         owed=owed,
         waiting=waiting,
+        waiting_upstream=waiting_upstream,
         oldest_owed=oldest,
         next_retry=next_retry,
         last_failure=summary.last_failure,
-        origin_pending=job.start is None and state.origin is None and policy.retention is not None,
+        origin_pending=job.start is None
+        and state.origin is None
+        and (policy.retention is not None or job.upstream is not None),
     )
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from rollup.app.workspace import Workspace
 from rollup.errors import RollupError
-from rollup.jobs.runner import JobRunner
 from rollup.jobs.spec import JobSpec
 from rollup.secrets import redact
 from rollup.sinks.base import Sink
@@ -42,8 +41,8 @@ class ValidationReport:
 def validate(workspace: Workspace, online: bool = False) -> ValidationReport:
     files = []
     for entry in workspace.files:
-        errors = list(entry.errors)
-        if online and entry.job is not None:
+        errors = workspace.file_errors(entry)
+        if online and entry.job is not None and not errors:
             errors.extend(_online_problems(workspace, entry.job))
         files.append(FileCheck(entry.path, entry.job, errors))
     profiles = [workspace.broken_sinks[name] for name in sorted(workspace.broken_sinks)]
@@ -52,7 +51,7 @@ def validate(workspace: Workspace, online: bool = False) -> ValidationReport:
 
 def _online_problems(workspace: Workspace, job: JobSpec) -> list[str]:
     problems: list[str] = []
-    runner = JobRunner(job, workspace.source_for(job))
+    runner = workspace.runner_for(job)
     try:
         runner.check_schema()
     except RollupError as exc:

@@ -38,6 +38,7 @@ _DUE_LABELS = {
     "expired": "run (its last run was cut short)",
     "recompute": "run (recompute)",
     "forced": "run (done before; --force)",
+    "upstream": "run (the job it reads re-ran a window of it)",
 }
 _OTHER_LABELS = {
     "done": "done, skipped",
@@ -45,6 +46,7 @@ _OTHER_LABELS = {
     "too_old": "older than the buffer retention, refused (--ignore-retention runs it)",
     "not_closed": "not closed yet, skipped",
     "waiting": "run (failed before)",
+    "waiting_upstream": "waits for the job it reads (not all its windows are done), skipped",
 }
 
 
@@ -124,6 +126,12 @@ def _explain(out: Out, job: JobSpec, tally: Tally) -> None:
         out.say(
             f"skipping {tally.done} window(s) already done (--force re-runs them)",
             event="already_done",
+            job=job.name,
+        )
+    if tally.waiting_upstream:
+        out.say(
+            f"skipping {tally.waiting_upstream} window(s) waiting for job {job.upstream}",
+            event="waiting_upstream",
             job=job.name,
         )
 
@@ -223,6 +231,14 @@ def _summarize(state: State, report: BackfillReport) -> int:
             f"{short_time(job, report.left[0].start)}: not run here and not done yet; run the backfill "
             "again once it is done or its lease ended",
             event="windows_held",
+            level=logging.WARNING,
+        )
+    if report.tally.waiting_upstream:
+        state.out.say(
+            f"{report.tally.waiting_upstream} window(s) wait for job {job.upstream}: not all of its windows "
+            f"they cover are done yet; backfill it first (rollup backfill {job.upstream} …), or let its "
+            "passes run",
+            event="waiting_upstream",
             level=logging.WARNING,
         )
     if report.unreachable:

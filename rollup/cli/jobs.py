@@ -15,8 +15,7 @@ from rollup.app.validate import validate
 from rollup.cli.base import EXIT_CONFIG, EXIT_OK, State, clock, guarded, main, now_option
 from rollup.cli.render import short_time
 from rollup.core.windows import Window
-from rollup.jobs.runner import JobRunner
-from rollup.jobs.spec import JobSpec
+from rollup.jobs.spec import JobSourceSpec, JobSpec
 from rollup.sources.influxql import build_query
 
 
@@ -30,7 +29,10 @@ def _window(job: JobSpec) -> str:
 
 
 def _source(job: JobSpec) -> str:
-    return f"{job.source.profile}:{job.source.database}.{job.source.measurement}"
+    source = job.source
+    if isinstance(source, JobSourceSpec):
+        return f"job {source.job}" + (f" (sink {source.sink})" if source.sink else "")
+    return f"{source.profile}:{source.database}.{source.measurement}"
 
 
 @jobs.command("list")
@@ -127,7 +129,7 @@ def jobs_show(state: State, job_name: str, count: int, now: str | None) -> None:
         spec = job.model_dump(mode="json", by_alias=True, exclude_none=True)
         state.out.line(orjson.dumps(spec, option=orjson.OPT_INDENT_2).decode())
         current = job.grid.window_at(instant)
-        runner = JobRunner(job, workspace.source_for(job))
+        runner = workspace.runner_for(job)
         try:
             query = build_query(runner.query([current]))
         finally:

@@ -26,8 +26,8 @@ def run_command(state: State, job_names: tuple[str, ...], now: str | None) -> No
     Owed: closed windows since the job's start (or the buffer retention; a job without start
     begins with its oldest point in the buffer) not done yet, failed windows whose retry backoff
     has passed, windows whose claim expired, and the last [schedule] recompute windows; oldest
-    first, at most [schedule] max_windows_per_pass per job. A job file that is broken is
-    reported and the other jobs run.
+    first, at most [schedule] max_windows_per_pass per job. A job that reads another job runs
+    after it. A job file that is broken is reported and the other jobs run.
 
     For a cron job or a Kubernetes CronJob: exit 0 if every window run succeeded (or nothing
     was owed), 1 if any failed (it stays owed) or a job file is broken, 2 if the configuration
@@ -36,7 +36,8 @@ def run_command(state: State, job_names: tuple[str, ...], now: str | None) -> No
 
     def action() -> int:
         workspace = state.workspace()
-        jobs = [workspace.job(n) for n in job_names] or [j for j in workspace.jobs if j.enabled]
+        named = [workspace.job(n) for n in job_names] or [j for j in workspace.jobs if j.enabled]
+        jobs = workspace.in_ladder_order(named)
         problems = [] if job_names else workspace.problems
         if problems and not jobs:
             raise ConfigError("\n".join(problems))

@@ -46,6 +46,7 @@ def status_command(
 
     owed: closed windows not done yet (failed ones included); unrecoverable: windows that fell
     out of the buffer retention without ever being done; empty: done, but the source had no point.
+    A job that reads another job shows, next to owed, the windows waiting for that job.
     """
 
     def action() -> int:
@@ -89,6 +90,8 @@ def _print_status(state: State, found: Sequence[JobStatus]) -> None:
             text = redact(failure.error or "")[:200]
             last_error = Text(f"{short_time(entry.job, failure.window.start)}{nature}: {text}")
         owed = "?" if entry.owed is None else ("≤" if entry.origin_pending else "") + str(entry.owed)
+        if entry.waiting_upstream:
+            owed += f" (+{entry.waiting_upstream} waiting for {entry.job.upstream})"
         table.add_row(
             entry.job.name + ("" if entry.job.enabled else " (disabled)"),
             str(entry.done),
@@ -105,7 +108,8 @@ def _print_status(state: State, found: Sequence[JobStatus]) -> None:
         state.out.line("?: the job sets neither start nor a buffer retention, so what it owes is unknown")
     if any(entry.origin_pending for entry in found):
         state.out.line(
-            "≤: the job has no start and has not run yet: its first pass begins with its oldest point"
+            "≤: the job has no start and has not run yet: its first pass begins with its oldest point "
+            "(a job reading a job: where that job begins)"
         )
 
 

@@ -69,7 +69,7 @@ class FieldAccumulator:
         self.rule = rule
         wanted = set(rule.aggregates)
         self.want_minmax = bool(wanted & {"min", "max"})
-        self.want_last = "last" in wanted
+        self.want_last = bool(wanted & {"last", "last_time"})
         self.want_spread = "stddev" in wanted
         self.want_increase = bool(wanted & {"increase", "rate"})
         self.percentiles = [(name, percentile_of(name) or 0.0) for name in rule.percentiles]
@@ -283,11 +283,12 @@ class FieldAccumulator:
             self.sums.values.values(slots) if self.sums.values is not None else np.full(len(slots), np.nan)
         )
         for name in rule.aggregates:
-            if name == "count":
+            if name in ("count", "last_time"):
+                whole = n if name == "count" else self.last_t[slots]
                 out.append(
                     (
                         output_field(prefix, name),
-                        [c if h else None for c, h in zip(n.tolist(), has.tolist(), strict=True)],
+                        [c if h else None for c, h in zip(whole.tolist(), has.tolist(), strict=True)],
                     )
                 )
                 continue

@@ -11,7 +11,9 @@ OnDecrease = Literal["drop", "reset", "wrap32", "wrap64", "auto"]
 Stamp = Literal["start", "end"]
 
 COUNTER_ONLY = frozenset({"rate", "increase"})
-SIMPLE_AGGREGATES = frozenset({"mean", "rate", "increase", "min", "max", "sum", "count", "last", "stddev"})
+SIMPLE_AGGREGATES = frozenset(
+    {"mean", "rate", "increase", "min", "max", "sum", "count", "last", "last_time", "stddev"}
+)
 DEFAULT_VALUES_MEMORY = 128 * 2**20
 """Bytes that the values kept for ``pNN`` may take in memory, per rollup, before they spill to disk."""
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
@@ -87,7 +89,7 @@ def output_field(output: str, name: str) -> str:
     return f"{output}_{name.replace('.', '_')}"
 
 
-INTEGER_OUTPUTS = frozenset({"count", "samples", "invalid", "resets", "gaps"})
+INTEGER_OUTPUTS = frozenset({"count", "last_time", "samples", "invalid", "resets", "gaps"})
 
 
 def output_schema(spec: RollupSpec) -> dict[str, Literal["long", "double"]]:

@@ -12,6 +12,7 @@ from rollup.config import config_error, known_keys, read_toml
 from rollup.errors import ConfigError
 from rollup.jobs.spec import (
     FieldSpec,
+    JobSourceSpec,
     JobSpec,
     OutputSpec,
     ScheduleSpec,
@@ -24,6 +25,7 @@ _VOCABULARY = known_keys(
     {
         "the top level (before any [section])": JobSpec,
         "[source]": SourceSpec,
+        "[source] of a job reading a job": JobSourceSpec,
         "[window]": WindowSpec,
         "[fields.NAME]": FieldSpec,
         "[output]": OutputSpec,
@@ -61,10 +63,11 @@ def load_job(path: Path, known: Known | None = None) -> JobSpec:
 
 
 def _check_references(path: Path, job: JobSpec, known: Known) -> None:
-    if known.sources is not None and job.source.profile not in known.sources:
+    source = job.source  # a job it reads is checked with every job (rollup.jobs.ladder)
+    if isinstance(source, SourceSpec) and known.sources is not None and source.profile not in known.sources:
         names = ", ".join(sorted(known.sources)) or "none defined"
         raise ConfigError(
-            f"{path}: source.profile: unknown source profile {job.source.profile!r} "
+            f"{path}: source.profile: unknown source profile {source.profile!r} "
             f"(defined in config/rollup.toml [sources.*]: {names})"
         )
     if known.sinks is not None:

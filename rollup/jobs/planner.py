@@ -19,9 +19,21 @@ Each window of the scope gets one verdict, by one classifier (:func:`classify`):
   ``retry_backoff_max``, from its last failure) has not passed; an explicit range does not wait;
 * ``due`` — it must run: never run (``missing``; also a row left ``unrecoverable`` that is inside
   the scope again, or a done row of another window size), ``failed`` (backoff passed),
-  ``expired`` (its owner stopped renewing the lease), ``recompute`` or ``forced``;
+  ``expired`` (its owner stopped renewing the lease), ``recompute``, ``forced`` or ``upstream``
+  (see below);
 * ``not_closed`` and ``too_old`` (explicit ranges only): not closed yet, or older than the buffer
-  retention.
+  retention;
+* ``waiting_upstream`` — the job reads another job (:class:`Dependency`) and a window of that job
+  which this window covers is not done yet, though it still can be: it is closed and younger than
+  that job's buffer retention, or not closed yet. A window of the upstream that can no longer be
+  done (older than its retention or before its start) holds nothing back: the merge goes on
+  without it, and the row's coverage shows the hole. Whatever it was before (missing, failed,
+  even done), such a window waits; only a run in progress stays ``running``.
+
+A window of a job reading a job is due again (``upstream``) when one of the upstream windows it
+covers was recorded done after this window's last run began: the upstream re-ran it (backfill
+``--force``, ``recompute``, a failure that finally succeeded), so the merge is stale. Both times
+come from the ledger (the real clocks of the processes that ran them).
 
 Two clocks: ``Now.plan`` decides which windows are closed and where the cut is (``--now`` moves
 it, for a dry run or to look back); leases and retry backoffs are always compared with
@@ -48,14 +60,15 @@ import numpy as np
 from rollup.core.durations import Duration
 from rollup.core.windows import DAY_NS, Window, WindowGrid
 from rollup.errors import ConfigError
-from rollup.jobs.spec import JobSpec
+from rollup.jobs.spec import JobSpec, SourceSpec
 from rollup.ledger.base import Record, Seen, Snapshot
 
-Reason = Literal["missing", "failed", "expired", "recompute", "forced"]
+Reason = Literal["missing", "failed", "expired", "recompute", "forced", "upstream"]
 """Why a window is due: never run (or no longer tracked), failed and its backoff has passed, its
-owner's lease expired, re-run for late data, or re-run on request (backfill --force)."""
+owner's lease expired, re-run for late data, re-run on request (backfill --force), or re-run
+because the job it reads re-ran a window it covers."""
 
-Verdict = Literal["due", "done", "running", "waiting", "not_closed", "too_old"]
+Verdict = Literal["due", "done", "running", "waiting", "waiting_upstream", "not_closed", "too_old"]
 
 RowReader = Callable[[int, int], Snapshot]
 """The ledger's rows of the job whose window starts in ``[start, end)``."""
@@ -134,13 +147,30 @@ def policy_for(job: JobSpec, source_retention: Duration | None, start: int | Non
 
 
 def require_owed_range(job: JobSpec, policy: Policy) -> None:
-    """A live pass needs a start or a retention to know the oldest window owed."""
-    if policy.start is None and policy.retention is None:
-        raise ConfigError(
-            f"job {job.name}: set 'start' in the job file, or a buffer retention ('retention' in "
-            f"[sources.{job.source.profile}] of the settings, or [schedule] buffer_retention in the "
-            "job): without either, rollup cannot tell which windows are owed"
+    """A live pass needs a start or a retention to know the oldest window owed (a job reading a
+    job without either begins where the job it reads begins)."""
+    if policy.start is None and policy.retention is None and job.upstream is None:
+        where = (
+            f"'retention' in [sources.{job.source.profile}] of the settings, or "
+            if isinstance(job.source, SourceSpec)
+            else ""
         )
+        raise ConfigError(
+            f"job {job.name}: set 'start' in the job file, or a buffer retention ({where}[schedule] "
+            "buffer_retention in the job): without either, rollup cannot tell which windows are owed"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """What the planner knows of the job a job reads (its *upstream*)."""
+
+    grid: WindowGrid
+    rows: RowReader
+    """The upstream's ledger rows."""
+    cut: int | None
+    """Upstream windows starting before this can no longer be done (older than its buffer
+    retention, or before its start): they hold nothing back. None: every one can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +222,10 @@ class Tally:
     waiting: int = 0
     not_closed: int = 0
     too_old: int = 0
+    waiting_upstream: int = 0
+    """Windows waiting for windows of the job they read."""
     recompute: int = 0
-    """Done windows due again (recompute or --force)."""
+    """Done windows due again (recompute, --force, or an upstream window re-run)."""
     oldest_owed: Window | None = None
     """The oldest window not done: due now, or waiting for its retry."""
     next_retry: int | None = None
@@ -223,6 +255,8 @@ class Plan:
     force: bool = False
     horizon: int | None = None
     """The job's horizon from the ledger (live passes)."""
+    upstream: Dependency | None = None
+    """The job it reads, if it reads a job."""
     page: int = PAGE_WINDOWS
     _recompute: frozenset[int] = field(init=False, default=frozenset())
 
@@ -259,8 +293,8 @@ class Plan:
 
     def entries(self) -> Iterator[Entry]:
         """Every window of the scope with its verdict, oldest first."""
-        for starts, ends, snapshot in self._pages():
-            yield from self._classified(starts, ends, snapshot)
+        for page in self._pages():
+            yield from self._classified(page)
 
     def due_windows(self) -> Iterator[Due]:
         """The due windows of the scope, oldest first, uncapped."""
@@ -281,35 +315,50 @@ class Plan:
 
     def tally(self) -> Tally:
         """Counts of the whole scope (walks every page)."""
-        counts = dict.fromkeys(("due", "done", "running", "waiting", "not_closed", "too_old", "recompute"), 0)
+        names = (
+            "due",
+            "done",
+            "running",
+            "waiting",
+            "waiting_upstream",
+            "not_closed",
+            "too_old",
+            "recompute",
+        )
+        counts = dict.fromkeys(names, 0)
         oldest: Window | None = None
         next_retry: int | None = None
         holders: list[Record] = []
         recompute = np.fromiter(self._recompute, dtype=np.int64)
-        for starts, ends, snapshot in self._pages():
+        for page in self._pages():
+            starts, ends, snapshot = page.starts, page.ends, page.snapshot
             done = _done_mask(snapshot, starts, ends)
             closed = ends <= self.closed_until
             old = self._old_mask(starts, closed)
             candidates = closed & ~old
-            again = candidates & done & (True if self.force else np.isin(starts, recompute))
+            blocked = candidates & ~page.ready
+            fresh = candidates & page.ready
+            stale = page.newest > _done_started(snapshot, starts, done)
+            again = fresh & done & (True if self.force else np.isin(starts, recompute) | stale)
             counts["not_closed"] += int((~closed).sum())
             counts["too_old"] += int(old.sum())
             counts["recompute"] += int(again.sum())
-            counts["done"] += int((candidates & done & ~again).sum())
-            open_ = candidates & ~done
+            counts["done"] += int((fresh & done & ~again).sum())
+            open_ = fresh & ~done
             held = np.zeros(len(starts), dtype=bool)
             for start, record in snapshot.pending.items():
                 position = int(np.searchsorted(starts, start))
-                if position >= len(starts) or starts[position] != start or not open_[position]:
+                if position >= len(starts) or starts[position] != start or not (candidates & ~done)[position]:
                     continue
                 entry = self._pending_entry(Window(start, int(ends[position])), record)
                 if entry.verdict == "running":
                     counts["running"] += 1
                     holders.append(record)
                     held[position] = True
-                elif entry.verdict == "waiting" and entry.retry_at is not None:
+                elif entry.verdict == "waiting" and entry.retry_at is not None and not blocked[position]:
                     counts["waiting"] += 1
                     next_retry = entry.retry_at if next_retry is None else min(next_retry, entry.retry_at)
+            counts["waiting_upstream"] += int((blocked & ~held).sum())
             owed = open_ & ~held
             counts["due"] += int(owed.sum())
             if oldest is None and owed.any():
@@ -323,6 +372,7 @@ class Plan:
             waiting=counts["waiting"],
             not_closed=counts["not_closed"],
             too_old=counts["too_old"],
+            waiting_upstream=counts["waiting_upstream"],
             recompute=counts["recompute"],
             oldest_owed=oldest,
             next_retry=next_retry,
@@ -387,14 +437,39 @@ class Plan:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _pages(self) -> Iterator[tuple[np.ndarray, np.ndarray, Snapshot]]:
+    def _pages(self) -> Iterator[_Page]:
         for starts, ends in _windows(self.grid, self.low, self.high, self.page):
             if self.span is None:
                 closed = ends <= self.closed_until
                 starts, ends = starts[closed], ends[closed]
                 if not len(starts):
                     continue
-            yield starts, ends, self.rows(int(starts[0]), int(starts[-1]) + 1)
+            snapshot = self.rows(int(starts[0]), int(starts[-1]) + 1)
+            yield _Page(starts, ends, snapshot, *self._upstream_state(starts, ends))
+
+    def _upstream_state(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per window: whether every upstream window it covers is done or can no longer be, and
+        when the newest of them was recorded done (0: none)."""
+        ready = np.ones(len(starts), dtype=bool)
+        newest = np.zeros(len(starts), dtype=np.int64)
+        upstream = self.upstream
+        if upstream is None or not len(starts):
+            return ready, newest
+        bounds = upstream.grid.boundaries(int(starts[0]), int(ends[-1]))
+        covered_starts, covered_ends = bounds[:-1], bounds[1:]
+        owner = np.searchsorted(starts, covered_starts, side="right") - 1
+        inside = (owner >= 0) & (covered_ends <= ends[np.maximum(owner, 0)])
+        covered_starts, covered_ends, owner = covered_starts[inside], covered_ends[inside], owner[inside]
+        if not len(owner):
+            return ready, newest
+        snapshot = upstream.rows(int(covered_starts[0]), int(covered_starts[-1]) + 1)
+        done = _done_mask(snapshot, covered_starts, covered_ends)
+        settled = done if upstream.cut is None else done | (covered_starts < upstream.cut)
+        ready = np.bincount(owner[~settled], minlength=len(starts)) == 0
+        if done.any() and snapshot.done_finished is not None:
+            position = np.searchsorted(snapshot.done_starts, covered_starts[done])
+            np.maximum.at(newest, owner[done], snapshot.done_finished[position])
+        return ready, newest
 
     def _old_mask(self, starts: np.ndarray, closed: np.ndarray) -> np.ndarray:
         cut = self.retention_cut
@@ -403,10 +478,12 @@ class Plan:
         old: np.ndarray = closed & (starts < cut)
         return old
 
-    def _classified(self, starts: np.ndarray, ends: np.ndarray, snapshot: Snapshot) -> Iterator[Entry]:
+    def _classified(self, page: _Page) -> Iterator[Entry]:
+        starts, ends, snapshot = page.starts, page.ends, page.snapshot
         done = _done_mask(snapshot, starts, ends)
         closed = ends <= self.closed_until
         old = self._old_mask(starts, closed)
+        started = _done_started(snapshot, starts, done)
         for index in range(len(starts)):
             start, end = int(starts[index]), int(ends[index])
             window = Window(start, end)
@@ -414,8 +491,10 @@ class Plan:
                 yield Entry(window, "not_closed")
             elif old[index]:
                 yield Entry(window, "too_old")
+            elif not page.ready[index]:
+                yield self._waiting_entry(window, snapshot, bool(done[index]))
             elif done[index]:
-                yield self._done_entry(window, snapshot)
+                yield self._done_entry(window, snapshot, bool(page.newest[index] > started[index]))
             else:
                 record = snapshot.pending.get(start)
                 if record is None:
@@ -423,13 +502,29 @@ class Plan:
                 else:
                     yield self._pending_entry(window, record)
 
-    def _done_entry(self, window: Window, snapshot: Snapshot) -> Entry:
+    def _done_entry(self, window: Window, snapshot: Snapshot, stale: bool) -> Entry:
         seen = Seen("done", _done_attempts(snapshot, window.start))
         if self.force:
             return Entry(window, "due", "forced", seen)
         if window.start in self._recompute:
             return Entry(window, "due", "recompute", seen)
+        if stale:
+            return Entry(window, "due", "upstream", seen)
         return Entry(window, "done", seen=seen)
+
+    def _waiting_entry(self, window: Window, snapshot: Snapshot, done: bool) -> Entry:
+        """A window whose upstream windows are not all done: it waits, unless it is running."""
+        if done:
+            return Entry(
+                window, "waiting_upstream", seen=Seen("done", _done_attempts(snapshot, window.start))
+            )
+        record = snapshot.pending.get(window.start)
+        if record is None:
+            return Entry(window, "waiting_upstream", seen=_stale(snapshot, window.start))
+        entry = self._pending_entry(window, record)
+        if entry.verdict == "running":
+            return entry
+        return Entry(window, "waiting_upstream", seen=record.seen, record=record)
 
     def _pending_entry(self, window: Window, record: Record) -> Entry:
         """The verdict on a window whose row is running, failed or unrecoverable."""
@@ -454,15 +549,35 @@ def plan(
     span: tuple[int, int] | None = None,
     force: bool = False,
     horizon: int | None = None,
+    upstream: Dependency | None = None,
 ) -> Plan:
-    """The plan of a live pass at ``now`` (``span`` None) or of the windows overlapping ``span``."""
+    """The plan of a live pass at ``now`` (``span`` None) or of the windows overlapping ``span``;
+    ``upstream``: the job it reads, if it reads a job."""
     if span is not None and span[1] <= span[0]:
         raise ValueError(f"empty span: {span[1]} is not after {span[0]}")
     moment = now if isinstance(now, Now) else Now.at(now)
-    return Plan(grid, policy, rows, moment, span=span, force=force, horizon=horizon)
+    page = PAGE_WINDOWS
+    if upstream is not None:  # a page's windows cover about PAGE_WINDOWS upstream windows
+        page = max(1, PAGE_WINDOWS * upstream.grid.nominal_ns() // grid.nominal_ns())
+    return Plan(
+        grid, policy, rows, moment, span=span, force=force, horizon=horizon, upstream=upstream, page=page
+    )
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page of a plan's windows, the ledger's rows of them and their upstream's state."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    snapshot: Snapshot
+    ready: np.ndarray
+    """Every upstream window the window covers is done, or can no longer be."""
+    newest: np.ndarray
+    """When the newest of those was recorded done (0: none, or no upstream)."""
 
 
 def _windows(grid: WindowGrid, low: int, high: int, page: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -498,6 +613,19 @@ def _done_mask(snapshot: Snapshot, starts: np.ndarray, ends: np.ndarray) -> np.n
     found: np.ndarray = (
         inside & (snapshot.done_starts[position] == starts) & (snapshot.done_ends[position] == ends)
     )
+    return found
+
+
+def _done_started(snapshot: Snapshot, starts: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """When the last run of each done window began (the largest instant where unknown: such a
+    window is never stale; 0 for windows not done)."""
+    found = np.zeros(len(starts), dtype=np.int64)
+    if not done.any():
+        return found
+    if snapshot.done_started is None:
+        found[done] = np.iinfo(np.int64).max
+        return found
+    found[done] = snapshot.done_started[np.searchsorted(snapshot.done_starts, starts[done])]
     return found
 
 

@@ -13,6 +13,10 @@ names it, not look like a window without data.
 Percentiles keep their values only until a group's last series has been read, as the source's
 declared order tells; should a source break its declared order, the span is read again without
 relying on it (exact either way, see :mod:`rollup.core.completion`).
+
+A job that reads another job's output (an :class:`~rollup.jobs.ladder.Upstream`) reads that job's
+rows of the span's windows and merges them (:mod:`rollup.core.merge`) instead of rolling up raw
+points.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from typing import Literal
 from pydantic import ByteSize
 
 from rollup.core.completion import SeriesOrderError
+from rollup.core.merge import Merge, MissingPartError
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
 from rollup.core.windows import DAY_NS, Window
 from rollup.errors import RollupError, SinkError, SourceError
+from rollup.jobs.ladder import Upstream
 from rollup.jobs.spec import JobSpec
 from rollup.sinks.base import Sink
 from rollup.sources.base import Source, SourceQuery
@@ -88,8 +94,12 @@ class JobRunner:
         sinks: Sequence[Sink] = (),
         slot_budget: int = DEFAULT_SLOT_BUDGET,
         on_points: OnPoints | None = None,
+        upstream: Upstream | None = None,
     ):
+        if (upstream is None) != (job.upstream is None):
+            raise ValueError(f"job {job.name}: a job reading a job needs its Upstream, and only it")
         self.job = job
+        self.upstream = upstream
         self.source = source
         self.sinks = list(sinks)
         self.slot_budget = slot_budget
@@ -98,7 +108,19 @@ class JobRunner:
         self._schema_checked = False
 
     def query(self, span: Sequence[Window]) -> SourceQuery:
-        spec = self.job.source
+        if self.upstream is not None:
+            up = self.upstream
+            return SourceQuery(
+                database=up.database,
+                retention_policy=up.retention_policy,
+                measurement=up.measurement,
+                fields=up.merge.columns(),
+                start=span[0].start,
+                end=span[-1].end,
+                where=self.job.source.tag_matches(),
+                together=tuple(self.job.group_by or ()),
+            )
+        spec = self.job.buffer
         return SourceQuery(
             database=spec.database,
             retention_policy=spec.retention_policy,
@@ -116,7 +138,7 @@ class JobRunner:
         With ``lookback = "0s"`` every window is a span of its own: a series' prev must not cross a
         window edge (the Kapacitor and continuous-query convention), and within a span it would.
         """
-        alone = self.job.window.lookback_ns == 0
+        alone = self.upstream is None and self.job.window.lookback_ns == 0
         for run in contiguous_runs(windows):
             position = 0
             while position < len(run):
@@ -135,7 +157,11 @@ class JobRunner:
         """SourceError (not transient) unless the measurement, the fields and the group tags exist."""
         if self._schema_checked:
             return
-        spec = self.job.source
+        if self.upstream is not None:
+            self._check_upstream_schema(self.upstream)
+            self._schema_checked = True
+            return
+        spec = self.job.buffer
         schema = self.source.schema(spec.database, spec.retention_policy, spec.measurement)
         where = f"database {spec.database!r}" + (
             f", retention policy {spec.retention_policy!r}" if spec.retention_policy else ""
@@ -163,8 +189,26 @@ class JobRunner:
             )
         self._schema_checked = True
 
+    def _check_upstream_schema(self, up: Upstream) -> None:
+        """A measurement the upstream has not written yet is no error (its windows were empty);
+        a group tag must exist when the upstream writes every tag (no group_by of its own)."""
+        schema = self.source.schema(up.database, up.retention_policy, up.measurement)
+        if not schema.exists or up.job.group_by is not None:
+            return
+        wanted = (*(self.job.group_by or ()), *self.job.source.where)
+        tags = [name for name in wanted if name not in schema.tags]
+        if tags:
+            raise SourceError(
+                f"job {self.job.name}: tag(s) {', '.join(map(repr, dict.fromkeys(tags)))} of group_by/where "
+                f"do not exist in measurement {up.measurement!r} written by job {up.job.name} "
+                f"(tags: {_listed(schema.tags)})",
+                transient=False,
+            )
+
     def compute(self, span: Sequence[Window]) -> list[WindowResult]:
-        """Roll up one span of contiguous windows without writing anything."""
+        """Roll up (or merge) one span of contiguous windows without writing anything."""
+        if self.upstream is not None:
+            return self._merge(self.upstream, span)
         try:
             return self._compute(span, finish_early=True)
         except SeriesOrderError as exc:
@@ -174,6 +218,19 @@ class JobRunner:
                 extra={"job": self.job.name, "window": str(span[0]), "event": "series_order_broken"},
             )
         return self._compute(span, finish_early=False)
+
+    def _merge(self, upstream: Upstream, span: Sequence[Window]) -> list[WindowResult]:
+        merge = Merge(upstream.merge, span)
+        try:
+            for batch in self.source.read(self.query(span)):
+                merge.feed(batch)
+                if self.on_points is not None:
+                    self.on_points(batch.rows)
+        except MissingPartError as exc:
+            raise self._missing(exc) from exc
+        results = merge.finish()
+        self._groups_seen = max(self._groups_seen, merge.group_count)
+        return results
 
     def _compute(self, span: Sequence[Window], finish_early: bool) -> list[WindowResult]:
         rollup = Rollup(self.job.rollup, span, finish_early=finish_early)
@@ -234,6 +291,17 @@ class JobRunner:
         for sink in self.sinks:
             sink.close()
         self.source.close()
+
+    def _missing(self, exc: MissingPartError) -> RollupError:
+        up = self.upstream
+        assert up is not None
+        return RollupError(
+            f"job {self.job.name}: the row job {up.job.name} wrote for {exc.tags or '(all series)'} and "
+            f"its window starting {up.job.local_time(exc.time)} has {exc.beside} but no {exc.column}: "
+            f"it was written before job {up.job.name} was asked for it; re-run that window "
+            f"(rollup backfill {up.job.name} --force)",
+            transient=False,
+        )
 
 
 def _check_finite(job: JobSpec, rows: Sequence[OutputRow]) -> None:

@@ -1,7 +1,9 @@
 """The job file format (TOML), validated with pydantic; unknown keys are errors.
 
 A job reads some fields of one measurement from a source profile, rolls them up per window and
-group, and writes ``<field>_<aggregate>`` to one or more sink profiles. See ``jobs/*.toml`` and
+group, and writes ``<field>_<aggregate>`` to one or more sink profiles. A job may instead read
+another job's output (``[source] job = "…"``) and merge it into coarser windows and groups
+(:mod:`rollup.jobs.ladder` checks the two jobs against each other). See ``jobs/*.toml`` and
 docs/jobs.md for every key.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Any
 
 import re2
 from pydantic import (
@@ -28,6 +30,7 @@ from pydantic import (
 )
 
 from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
+from rollup.core.merge import NotMergeableError, upstream_aggregates
 from rollup.core.spec import (
     DEFAULT_VALUES_MEMORY,
     FieldRule,
@@ -85,31 +88,26 @@ class TagCondition(_Strict):
 def _where_kind(value: object) -> str:
     """Which form a where condition takes, so an error speaks of that form only."""
     if isinstance(value, dict | TagCondition):
-        return "#condition"
-    return "#values" if isinstance(value, list) else "#value"
+        return "~condition"
+    return "~values" if isinstance(value, list) else "~value"
 
 
-# Tags starting with "#" are not keys: error messages leave them out of the key path.
+# Tags starting with "~" are not keys: error messages leave them out of the key path.
 WhereValue = Annotated[
-    Annotated[str, Tag("#value")]
-    | Annotated[list[str], Tag("#values")]
-    | Annotated[TagCondition, Tag("#condition")],
+    Annotated[str, Tag("~value")]
+    | Annotated[list[str], Tag("~values")]
+    | Annotated[TagCondition, Tag("~condition")],
     Discriminator(_where_kind),
 ]
+Where = dict[str, WhereValue]
 
 
-class SourceSpec(_Strict):
-    profile: str = Field(description="A [sources.NAME] entry of config/rollup.toml")
-    database: str
-    retention_policy: str | None = None
-    measurement: str
-    where: dict[str, WhereValue] = Field(default_factory=dict)
+class _Filtered(_Strict):
+    where: Where = Field(default_factory=dict)
 
     @field_validator("where")
     @classmethod
-    def _non_empty_lists(
-        cls, value: dict[str, str | list[str] | TagCondition]
-    ) -> dict[str, str | list[str] | TagCondition]:
+    def _non_empty_lists(cls, value: Where) -> Where:
         for tag, condition in value.items():
             if isinstance(condition, list) and not condition:
                 raise ValueError(f"tag {tag!r}: an empty list matches nothing")
@@ -129,6 +127,47 @@ class SourceSpec(_Strict):
                 values = (excluded,) if isinstance(excluded, str) else tuple(excluded or ())
                 out[tag] = TagMatch(values=values, negate=True)
         return out
+
+
+class SourceSpec(_Filtered):
+    """Raw points of a measurement in an InfluxDB buffer."""
+
+    profile: str = Field(description="A [sources.NAME] entry of config/rollup.toml")
+    database: str
+    retention_policy: str | None = None
+    measurement: str
+
+    @property
+    def label(self) -> str:
+        """How the source is named in messages and checks."""
+        return f"source {self.profile}"
+
+
+class JobSourceSpec(_Filtered):
+    """Another job's output, read back from one of its InfluxDB sinks (``[source] job = "…"``)."""
+
+    job: str = Field(description="The job whose output this job merges")
+    sink: str | None = Field(
+        default=None, description="The upstream's InfluxDB sink profile to read; default: its first one"
+    )
+
+    @property
+    def label(self) -> str:
+        return f"job {self.job}"
+
+
+def _source_kind(value: Any) -> str:
+    """Which source a ``[source]`` table describes: another job's output when it names a job."""
+    if isinstance(value, dict):
+        return "~job" if "job" in value else "~influxdb"
+    return "~job" if isinstance(value, JobSourceSpec) else "~influxdb"
+
+
+AnySource = Annotated[
+    Annotated[SourceSpec, Tag("~influxdb")] | Annotated[JobSourceSpec, Tag("~job")],
+    Discriminator(_source_kind),
+]
+"""``[source]``: a buffer or a job (the ``~`` tags are left out of error locations)."""
 
 
 class WindowSpec(_Strict):
@@ -223,7 +262,7 @@ class JobSpec(_Strict):
     start: dt.datetime | dt.date | None = Field(
         default=None, description="First window owed (ISO date or time); default: the buffer retention"
     )
-    source: SourceSpec
+    source: AnySource
     window: WindowSpec
     group_by: list[str] | None = None
     values_memory: ByteSize = Field(
@@ -267,13 +306,57 @@ class JobSpec(_Strict):
             raise ValueError(f"output names must be unique: {', '.join(duplicates)} used twice (see 'as')")
         return self
 
+    @model_validator(mode="after")
+    def _merges_only(self) -> JobSpec:
+        """A job reading a job merges what that job wrote: the derivative's settings are that
+        job's, and percentiles cannot be merged."""
+        if not isinstance(self.source, JobSourceSpec):
+            return self
+        for key in ("lookback", "max_gap"):
+            if key in self.window.model_fields_set:
+                raise ValueError(
+                    f"window.{key}: a job that reads another job (source.job) merges its rows: it has "
+                    "no lookback and no gaps of its own"
+                )
+        inherited = ("kind", "on_decrease", "unit", "scale", "max_rate")
+        for name, spec in self.fields.items():
+            given = [key for key in inherited if key in spec.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"fields.{name}.{given[0]}: a job that reads another job (source.job) takes kind, "
+                    f"on_decrease, unit, scale and max_rate from that job's field {name!r}: leave them out"
+                )
+            for aggregate in spec.aggregates:
+                try:
+                    upstream_aggregates(aggregate, merged_groups=False)
+                except NotMergeableError as exc:
+                    raise ValueError(f"fields.{name}.aggregates: {exc}") from None
+        return self
+
+    @property
+    def upstream(self) -> str | None:
+        """The job this job reads (None: it reads a buffer)."""
+        return self.source.job if isinstance(self.source, JobSourceSpec) else None
+
+    @property
+    def buffer(self) -> SourceSpec:
+        """The buffer this job reads; ValueError for a job that reads a job."""
+        if not isinstance(self.source, SourceSpec):
+            raise ValueError(f"job {self.name} reads job {self.upstream}, not a buffer")
+        return self.source
+
     @cached_property
     def grid(self) -> WindowGrid:
         return WindowGrid(self.window.every, self.window.timezone, self.window.offset)
 
     @cached_property
     def rollup(self) -> RollupSpec:
-        """The core's view of this job."""
+        """The core's view of a job reading a buffer (a job reading a job gets its view from
+        :mod:`rollup.jobs.ladder`, which knows the kinds and units of the job it reads)."""
+        if self.upstream is not None:
+            raise ValueError(
+                f"job {self.name} reads job {self.upstream}: its rollup is a merge (jobs.ladder)"
+            )
         rules = tuple(
             FieldRule(
                 name=name,

@@ -78,11 +78,15 @@ class Snapshot:
     done_attempts: np.ndarray
     pending: dict[int, Record]
     """Rows that are not done, by window start."""
+    done_started: np.ndarray | None = None
+    """When each done window's last run began (None: not read)."""
+    done_finished: np.ndarray | None = None
+    """When each done window was recorded done (None: not read)."""
 
     @staticmethod
     def empty() -> Snapshot:
         nothing = np.zeros(0, dtype=np.int64)
-        return Snapshot(nothing, nothing, nothing, {})
+        return Snapshot(nothing, nothing, nothing, {}, nothing, nothing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,8 +165,8 @@ class SqlLedger(Ledger):
         where = "WHERE job = ? AND window_start >= ? AND window_start < ?"
         with self._lock, self._transaction() as tx:
             done = tx.rows(
-                f"SELECT window_start, window_end, attempts FROM rollup_windows {where} "
-                "AND status = 'done' ORDER BY window_start",
+                "SELECT window_start, window_end, attempts, COALESCE(started, 0), COALESCE(finished, 0) "
+                f"FROM rollup_windows {where} AND status = 'done' ORDER BY window_start",
                 (job, start, end),
             )
             others = tx.rows(
@@ -175,9 +175,10 @@ class SqlLedger(Ledger):
                 "ORDER BY window_start",
                 (job, start, end),
             )
-        table = np.asarray(done, dtype=np.int64).reshape(-1, 3)
+        table = np.asarray(done, dtype=np.int64).reshape(-1, 5)
         pending = {int(row[0]): _record(row) for row in others}
-        return Snapshot(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), pending)
+        starts, ends, attempts, started, finished = (table[:, i].copy() for i in range(5))
+        return Snapshot(starts, ends, attempts, pending, started, finished)
 
     def records(
         self,

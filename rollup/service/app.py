@@ -12,6 +12,8 @@ downtime), then wait for signals in the main thread:
   is then released in the ledger (owed again at once, not failed), and the process exits 0;
 * a second SIGTERM or SIGINT exits at once (128 + the signal number); the windows in flight
   become owed again when their lease expires.
+
+A pass that records windows done triggers a pass of every job that reads that job, at once.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Service:
         Info("rollup_service", "Who this process is in the ledger", registry=self.metrics.registry).info(
             {"owner": owner}
         )
-        self.worker = Worker(lambda: self.jobs, self.metrics, owner, self.stopping)
+        self.worker = Worker(lambda: self.jobs, self.metrics, owner, self.stopping, self._windows_done)
         serve = settings.serve
         self.scheduler = Scheduler(
             self.worker.run_job, serve.concurrency, serve.sweep.seconds, serve.misfire_grace_seconds
@@ -127,6 +129,21 @@ class Service:
             ", ".join(changed) or "none",
             extra={"event": "reload_done"},
         )
+
+    def _windows_done(self, name: str) -> None:
+        """Job ``name`` recorded windows done: a pass of each job that reads it, now (whatever
+        became complete for it runs; the rest waits)."""
+        current = self.jobs
+        readers = [down for down in current.workspace.downstream_of(name) if down in current.jobs]
+        for down in readers:
+            self.worker.request(down)
+            self.scheduler.run_now(down)
+        if readers:
+            log.debug(
+                "windows done: passes of %s triggered",
+                ", ".join(readers),
+                extra={"job": name, "event": "downstream_triggered"},
+            )
 
     def _count_jobs(self, jobs: JobSet) -> None:
         self.metrics.jobs.set(len(jobs.jobs))

@@ -1,6 +1,7 @@
 """Readiness: can the service do its work right now? The ledger opens, every source profile its
-jobs read answers ``/ping``, every sink profile they write to answers, and every job file loads
-(a broken one is named, with its error).
+jobs read answers ``/ping`` (for a job reading a job: the InfluxDB that job's rows are read
+from), every sink profile they write to answers, and every job file loads (a broken one is named,
+with its error).
 
 All checks run at once, each within ``PROBE_TIMEOUT`` seconds; the answer names each component
 and, when it failed, why (credentials masked).
@@ -29,7 +30,7 @@ def readiness_checks(current: JobSet) -> dict[str, Check]:
     if current.problems:
         checks["job files"] = _problems(current.problems)
     for spec in current.jobs.values():
-        checks.setdefault(f"source {spec.source.profile}", _source_check(current.workspace, spec))
+        checks.setdefault(spec.source.label, _source_check(current.workspace, spec))
         for name in spec.output.sinks:
             checks.setdefault(f"sink {name}", _sink_check(current.workspace, spec, name))
     return checks

@@ -1,11 +1,12 @@
 """APScheduler 3 behind the few operations ``rollup serve`` needs.
 
-One scheduled entry per job, id = job name, fired by ``pass_trigger`` (each window close, and
-every sweep). ``coalesce`` folds a backlog of fire times into one pass, ``max_instances = 1``
-keeps one pass per job at a time (a fire time that finds the job's pass still running is simply
-dropped: the running pass or the next sweep takes what is owed), and ``misfire_grace_time``
-drops a fire time that could not start in time because every worker was busy. A thread pool of
-``concurrency`` workers runs passes of different jobs at once.
+One scheduled entry per job, id = job name, fired by ``pass_trigger`` (each window close, and every
+sweep), or at once (:meth:`Scheduler.run_now`: a job it reads recorded windows done). ``coalesce``
+folds a backlog of fire times into one pass, ``max_instances = 1`` keeps one pass per job at a time
+(a fire time that finds the job's pass still running is simply dropped: the running pass or the
+next sweep takes what is owed), and ``misfire_grace_time`` drops a fire time that could not start
+in time because every worker was busy. A thread pool of ``concurrency`` workers runs passes of
+different jobs at once.
 
 The scheduler remembers nothing: what is done lives in the ledger.
 """
@@ -82,6 +83,13 @@ class Scheduler:
                 replace_existing=True,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
+
+    def run_now(self, name: str) -> None:
+        """Fire job ``name``'s pass at once (dropped if one is running: see ``Worker.request``);
+        its trigger goes on as before."""
+        entry = self._scheduler.get_job(name)
+        if entry is not None:
+            entry.modify(next_run_time=dt.datetime.now(dt.UTC))
 
     def shutdown(self) -> None:
         """Start no further pass; passes running go on (the caller waits for them)."""

@@ -5,6 +5,10 @@ A pass opens its own ledger connection and its own source and sink clients and c
 it ends, so a database or server that went away and came back is simply reached again by the
 next pass. A pass that stopped at ``max_windows_per_pass`` is followed at once by another. Any
 error stays inside the job's pass: the other jobs go on.
+
+A pass that recorded windows done calls ``on_done`` with its job (``rollup serve`` then triggers
+the jobs that read it). A pass asked for while the job's pass runs (:meth:`Worker.request`)
+follows it at once: the running pass may have planned before what it was asked for happened.
 """
 
 from __future__ import annotations
@@ -58,13 +62,32 @@ class InFlight:
 
 class Worker:
     def __init__(
-        self, jobs: Callable[[], JobSet], metrics: ServiceMetrics, owner: str, stopping: threading.Event
+        self,
+        jobs: Callable[[], JobSet],
+        metrics: ServiceMetrics,
+        owner: str,
+        stopping: threading.Event,
+        on_done: Callable[[str], None] | None = None,
     ):
         self._jobs = jobs
         self._metrics = metrics
         self.owner = owner
         self._stopping = stopping
+        self._on_done = on_done
+        self._requested: set[str] = set()
+        self._lock = threading.Lock()
         self.in_flight = InFlight(metrics)
+
+    def request(self, name: str) -> None:
+        """Ask for another pass of job ``name``: one that is running is followed by another."""
+        with self._lock:
+            self._requested.add(name)
+
+    def _take_request(self, name: str) -> bool:
+        with self._lock:
+            asked = name in self._requested
+            self._requested.discard(name)
+            return asked
 
     def run_job(self, name: str) -> None:
         """Passes of job ``name`` until nothing more is due now (the scheduler calls this)."""
@@ -72,12 +95,17 @@ class Worker:
             return
         with self.in_flight:
             while not self._stopping.is_set():
+                self._take_request(name)  # this pass plans after the request
                 current = self._jobs()
                 job = current.jobs.get(name)
                 if job is None:  # removed by a reload since the trigger fired
                     return
                 report = self._pass(current, job)
-                if report is None or not _more_due(report):
+                if report is None:
+                    return
+                if self._on_done is not None and any(outcome.ok for outcome in report.outcomes):
+                    self._on_done(name)
+                if not (_more_due(report) or self._take_request(name)):
                     return
 
     def _pass(self, current: JobSet, job: JobSpec) -> PassReport | None:

@@ -120,7 +120,7 @@ CASES: dict[str, tuple[Edit, str]] = {
     "unknown aggregate": (
         in_job('aggregates = ["mean"]', 'aggregates = ["mean", "median"]'),
         "jobs/bw.toml: fields.octets.aggregates: unknown aggregate 'median': expected one of count, "
-        "increase, last, max, mean, min, rate, stddev, sum or pNN (e.g. p95)",
+        "increase, last, last_time, max, mean, min, rate, stddev, sum or pNN (e.g. p95)",
     ),
     "memory for kept values that is no size": (
         in_job('group_by = ["host"]', 'group_by = ["host"]\nvalues_memory = "lots"'),

@@ -242,6 +242,7 @@ def test_cron_passes_fill_every_window_missed_during_downtime_and_retry_a_failed
         "job": "bw", "enabled": True, "done": 1, "running": 0, "failed": 2, "waiting_for_retry": 2,
         "owed": 2, "unrecoverable": 0, "oldest_owed": stamp(2), "next_retry": None,
         "last_error": None, "empty": 0, "owed_at_most": False, "timezone": "UTC",
+        "reads_job": None, "waiting_for_upstream": 0,
     }  # fmt: skip
     next_retry = dt.datetime.fromisoformat(status[0]["next_retry"]).timestamp()
     assert failed_at + 10 <= next_retry <= time.time() + 10  # the failure's real time + the backoff

@@ -73,3 +73,13 @@ def test_instants_are_written_as_the_cli_takes_them_and_as_rollup_writes_them() 
     assert dates.utc_minute(start + 20 * 60) == "2026-10-31T23:20Z"
     assert dates.local_stamp(start, ZURICH) == "2026-11-01T00:00:00+01:00"
     assert dates.local_stamp(dates.seconds(dt.date(2026, 11, 2))) == "2026-11-02T00:00:00+00:00"
+
+
+def test_a_month_with_a_clock_change_is_over_and_has_a_day_of_23_or_25_hours() -> None:
+    with on("2026-12-02T05:55:00+00:00"):
+        assert dates.month_with_clock_change(1, ZURICH) == dt.date(2026, 10, 1)
+        assert dates.month_with_clock_change(40, ZURICH) == dt.date(2026, 3, 1)
+    with on("2026-10-31T12:00:00+00:00"):  # October 2026 is not over yet
+        assert dates.month_with_clock_change(0, ZURICH) == dt.date(2026, 3, 1)
+    assert dates.next_month(dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
+    assert dates.next_month(dt.date(2027, 2, 1)) == dt.date(2027, 3, 1)

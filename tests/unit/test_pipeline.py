@@ -520,6 +520,15 @@ def test_last_is_the_value_with_the_greatest_timestamp_across_series_and_batches
     assert row_values(run(spec, hours(0), [first, second]))["g_last"] == 7.0
 
 
+def test_last_time_is_the_time_of_last_in_nanoseconds_as_an_integer() -> None:
+    spec = counter(aggregates=("last", "last_time"), group_by=())
+    rows = series([(0, 100), (60, 700), (90, 1000)], A) + series([(30, 5), (80, 50)], {"host": "b"})
+    values = row_values(run(spec, hours(0), [make_batch(rows)]))
+    assert values["v_last"] == 10.0  # (1000 - 700) / 30 s, stamped at 90 s
+    assert values["v_last_time"] == at(90)
+    assert isinstance(values["v_last_time"], int)
+
+
 @pytest.mark.parametrize("order", ["a_first", "b_first"])
 def test_last_at_an_instant_several_series_share_is_the_greatest_of_their_values(order: str) -> None:
     spec = gauge(aggregates=("last",), group_by=())
