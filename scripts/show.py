@@ -24,7 +24,9 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--query", required=True)
     parser.add_argument(
-        "--timezone", default="UTC", help="Show times in this IANA zone (the job's, so a local day reads as one)"
+        "--timezone",
+        default="UTC",
+        help="Show times in this IANA zone (the job's, so a local day reads as one)",
     )
     args = parser.parse_args()
     zone = ZoneInfo(args.timezone)
