@@ -82,7 +82,8 @@ def backfill_command(
     Windows the ledger holds as done are skipped unless --force, so a second call continues
     where an interrupted one stopped. Windows not closed yet are skipped. Windows older than the
     buffer retention setting are refused (exit 2) unless --ignore-retention. Windows a live process
-    holds are left to it (exit 1, they are listed); those of a process that died are taken over.
+    holds are waited for (run here if it fails or dies); those of a process that died are taken
+    over at once.
     """
 
     def action() -> int:

@@ -1,6 +1,6 @@
 """Plans → job files and sink profiles, in ``--exact`` or recommended mode, each job validated.
 
-``--exact`` reproduces the original's conventions (README, "Kapacitor-compatible settings"):
+``--exact`` reproduces the original's conventions (docs/migrating.md, "Kapacitor-compatible settings"):
 ``lookback = "0s"`` where the original loses each window's first interval, ``on_decrease =
 "drop"``, and its timestamp (Kapacitor and Flux stamp the window end, continuous queries the
 start). The recommended mode keeps rollup's defaults and lists in the file's header comment every

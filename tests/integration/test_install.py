@@ -1,4 +1,4 @@
-"""rollup installed as README's systemd section says, into fresh virtualenvs: a wheel built in the
+"""rollup installed as docs/deployment.md says, into fresh virtualenvs: a wheel built in the
 repository with every dependency, installed with its extras without a package index; and
 ``pip install '.[extras]'`` from the repository's root. Needs the package index (or pip's cache)
 for the dependencies."""
@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+DEPLOYMENT = (REPO / "docs" / "deployment.md").read_text()
 BUILD_WITH_DEPENDENCIES = "pip wheel -w dist '.[postgres,elasticsearch]'"
 INSTALL_WITHOUT_INDEX = "pip install --no-index --find-links dist 'rollup[postgres,elasticsearch]'"
 
@@ -34,17 +34,17 @@ def fresh_virtualenv(path: Path) -> Path:
     return path / "bin"
 
 
-def readme_systemd_install() -> list[str]:
-    """The pip line of README's systemd block, with its extras."""
-    block = README[README.index("### systemd") :]
+def systemd_install() -> list[str]:
+    """The pip line of the systemd section's commands, with its extras."""
+    block = DEPLOYMENT[DEPLOYMENT.index("\n## systemd\n") :]
     found = re.search(r"^/opt/rollup/bin/(pip install '\.\[[a-z,]+\]')", block, re.M)
     assert found is not None
     return shlex.split(found.group(1))
 
 
 def test_a_wheel_built_in_the_repository_installs_with_its_extras_without_an_index(tmp_path: Path) -> None:
-    assert BUILD_WITH_DEPENDENCIES in README.replace("\n", " ")
-    assert INSTALL_WITHOUT_INDEX in " ".join(README.split())
+    assert BUILD_WITH_DEPENDENCIES in DEPLOYMENT.replace("\n", " ")
+    assert INSTALL_WITHOUT_INDEX in " ".join(DEPLOYMENT.split())
     dist = tmp_path / "dist"
     build = shlex.split(BUILD_WITH_DEPENDENCIES.replace("-w dist", f"-w {dist}"))
     run([sys.executable, "-m", *build, "-q", "--disable-pip-version-check"], REPO)
@@ -62,7 +62,7 @@ def test_a_wheel_built_in_the_repository_installs_with_its_extras_without_an_ind
     assert "Usage: rollup [OPTIONS] COMMAND [ARGS]..." in run([str(bin_dir / "rollup"), "--help"], tmp_path)
     run([str(bin_dir / "python"), "-c", "import psycopg, elasticsearch"], tmp_path)  # the extras
 
-    # README's command from the repository's root, in the same virtualenv: pip builds rollup
+    # The systemd section's command from the repository's root, in the same virtualenv: pip builds rollup
     # from the source tree and resolves the extras (their dependencies are there already).
-    run([str(bin_dir / "python"), "-m", *readme_systemd_install(), "-q", "--disable-pip-version-check"], REPO)
+    run([str(bin_dir / "python"), "-m", *systemd_install(), "-q", "--disable-pip-version-check"], REPO)
     assert "Usage: rollup" in run([str(bin_dir / "rollup"), "--help"], tmp_path)
