@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from rollup.app.workspace import Workspace
 from rollup.core.pipeline import OutputRow
-from rollup.errors import ConfigError
-from rollup.jobs.runner import JobRunner
+from rollup.errors import ConfigError, RollupError
+from rollup.jobs.runner import JobRunner, plugin_error
 from rollup.jobs.spec import JobSpec, SourceSpec
 
 
@@ -62,6 +62,8 @@ def preview(workspace: Workspace, request: PreviewRequest) -> PreviewReport:
         runner.check_schema()
         for span in runner.spans(windows):
             for result in runner.compute(span):
+                if result.failures:
+                    raise RollupError(plugin_error(job, result.failures), transient=False)
                 rows.extend(result.rows)
             if limit is not None and len(rows) > limit:
                 return PreviewReport(request.job, rows[:limit], truncated=True)
