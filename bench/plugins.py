@@ -20,7 +20,7 @@ for reference. It also checks that ``plain_mean`` and ``window_mean`` give ``mea
 Run from the repository root (examples/busy-hour installed, as scripts/install-deps.sh
 --for-tests does)::
 
-    python -m bench.plugins [--devices 50] [--interfaces 24] [--days 1] [--repeat 5]
+    python -m bench.plugins [--devices 50] [--interfaces 24] [--days 3] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--interfaces", type=int, default=24)
-    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=5, help="rounds (the median is reported)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "examples" / "plugins"))  # traffic_stats, as the settings would name it
