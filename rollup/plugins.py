@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
 
+import numpy as np
+
 from rollup.core.durations import parse_duration
+from rollup.core.plugin_runs import FieldPlugins
 from rollup.core.plugins import (
     Aggregate,
     Chunks,
@@ -53,11 +56,57 @@ __all__ = [
     "WindowAggregate",
     "discover",
     "duration_ns",
+    "evaluate",
     "installed",
     "module_plugins",
 ]
 
 ENTRY_POINT_GROUP = "rollup.aggregates"
+
+
+def evaluate(
+    aggregate: WindowAggregate | StreamingAggregate,
+    values: Sequence[float] | np.ndarray,
+    *,
+    times: Sequence[int] | np.ndarray | None = None,
+    series: Sequence[int] | np.ndarray | None = None,
+    window: tuple[int, int] | None = None,
+    batch_rows: int | None = None,
+) -> dict[str, float]:
+    """What rollup writes for ``aggregate`` over one (group, window) holding ``values``, as the
+    core runs it (the same checks included): output name (without the field's prefix) → number.
+
+    ``times`` (epoch ns) and ``series`` (ids) go with the values; ``window`` is ``[start, end)``
+    (default: the times' span). ``batch_rows`` hands a streaming plug-in its values in batches of
+    that many rows (update, then merge), as batches of a source would. ValueError with the reason
+    when the plug-in fails, as the window would."""
+    name = aggregate.name or type(aggregate).__name__.lower()
+    use = PluginUse(name, aggregate)
+    numbers = np.asarray(values, dtype=np.float64)
+    count = len(numbers)
+    stamps = np.zeros(count, dtype=np.int64) if times is None else np.asarray(times, dtype=np.int64)
+    ids = np.zeros(count, dtype=np.int64) if series is None else np.asarray(series, dtype=np.int64)
+    if times is None and "times" in aggregate.needs:
+        raise ValueError(f"{name} needs times: give them")
+    if window is None:
+        window = (int(stamps.min()), int(stamps.max()) + 1) if count else (0, 1)
+    bounds = (np.array([window[0]]), np.array([window[1]]))
+    plugins = FieldPlugins([use], lambda slots: bounds)
+    plugins.grow(1)
+    slot = np.zeros(1, dtype=np.int64)
+    if use.streaming:
+        step = batch_rows or max(count, 1)
+        for low in range(0, count, step):
+            part = slice(low, low + step)
+            size = np.array([len(numbers[part])], dtype=np.int64)
+            plugins.update(slot, size, numbers[part], stamps[part], ids[part])
+    elif count:
+        rows = plugins.kept_rows(numbers, stamps, ids).reshape(count, -1)
+        plugins.reduce(slot, np.array([count]), rows)
+    columns = plugins.columns(slot, np.array([count > 0]))
+    if plugins.failures:
+        raise ValueError(plugins.failures[0][1])
+    return {output: column[0] for output, column in columns if column[0] is not None}
 
 
 def duration_ns(text: str) -> int:

@@ -391,5 +391,5 @@ class FieldAccumulator:
                 )
             )
         if self.plugins is not None:
-            out.extend(self.plugins.columns(prefix, slots, has))
+            out.extend((f"{prefix}_{name}", column) for name, column in self.plugins.columns(slots, has))
         return out

@@ -266,11 +266,10 @@ class FieldPlugins:
 
     # -- results ------------------------------------------------------------------------------
 
-    def columns(
-        self, prefix: str, slots: np.ndarray, has: np.ndarray
-    ) -> list[tuple[str, list[float | int | None]]]:
-        """Each plug-in output of ``slots`` (None: no value), computing the streaming results; a
-        slot whose result is not finite fails."""
+    def columns(self, slots: np.ndarray, has: np.ndarray) -> list[tuple[str, list[float | int | None]]]:
+        """Each plug-in output of ``slots`` (None: no value), named without the field's prefix
+        (``busy_hour_mean``), computing the streaming results; a slot whose result is not finite
+        fails."""
         computed: dict[str, np.ndarray] = {}
         for streamed in self._streamed:
             computed.update(self._streaming_results(streamed, slots, has))
@@ -281,7 +280,7 @@ class FieldPlugins:
                 value = computed[name] if use.streaming else self._results[name][slots]
                 present = has & ~failed & ~np.isnan(value)
                 column = [v if p else None for v, p in zip(value.tolist(), present.tolist(), strict=True)]
-                out.append((f"{prefix}_{name}", column))
+                out.append((name, column))
         return out
 
     def _streaming_results(

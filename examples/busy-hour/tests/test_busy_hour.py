@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rollup_busy_hour import BusyHour
 
-from rollup.plugins import Values
+from rollup.plugins import Values, evaluate
 
 HOUR = 3600 * 10**9
 DAY_START = 1_800_000_000 * 10**9
@@ -55,3 +55,14 @@ def test_hours_with_too_few_values_do_not_count() -> None:
 def test_bad_parameters_are_refused_when_the_job_loads(parameters: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BusyHour(**parameters)  # type: ignore[arg-type]
+
+
+def test_as_rollup_runs_it_with_its_output_names() -> None:
+    """``evaluate`` runs the plug-in as the core does: names as written, the same checks."""
+    hours = [[1.0]] * 24
+    hours[20] = [9.0]
+    window = day(hours)
+    written = evaluate(
+        BusyHour(), window.values, times=window.times, window=(DAY_START, DAY_START + 24 * HOUR)
+    )
+    assert written == {"busy_hour_mean": 9.0, "busy_hour_start": (DAY_START + 20 * HOUR) / 1e9}
