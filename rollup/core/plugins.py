@@ -186,9 +186,12 @@ class StreamingAggregate(Aggregate):
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PluginUse:
-    """A plug-in as a field uses it: its name in the job and the instance with its parameters."""
+    """A plug-in as a field uses it: its name in the job and the instance with its parameters.
+
+    Two uses are equal when they have the same name, class and parameters (a job file loaded
+    again is the same job), whatever their instances."""
 
     name: str
     aggregate: WindowAggregate | StreamingAggregate
@@ -196,6 +199,18 @@ class PluginUse:
 
     def __post_init__(self) -> None:
         check_declaration(self.name, type(self.aggregate))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PluginUse):
+            return NotImplemented
+        return (self.name, type(self.aggregate), dict(self.parameters)) == (
+            other.name,
+            type(other.aggregate),
+            dict(other.parameters),
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, type(self.aggregate)))
 
     @property
     def streaming(self) -> bool:

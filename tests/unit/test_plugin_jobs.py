@@ -176,3 +176,13 @@ def test_the_settings_name_modules_of_plugins_that_must_import(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match=r"plugins: plug-in Max of module shadow_aggs: 'max' is a built-in"):
         load_settings(settings_file(tmp_path, '["shadow_aggs"]'))
+
+
+def test_a_job_file_loaded_again_is_the_same_job_unless_a_parameter_changed(tmp_path: Path) -> None:
+    """rollup serve reloads job files on SIGHUP and restarts the jobs that changed: a fresh
+    registry makes new plug-in instances, which must not count as a change."""
+    path = job_file(tmp_path, '[{ name = "busy_hour", bucket = "1h" }]')
+    before = load_job(path, known())
+    assert load_job(path, known()) == before
+    job_file(tmp_path, '[{ name = "busy_hour", bucket = "2h" }]')
+    assert load_job(path, known()) != before
