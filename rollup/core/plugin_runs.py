@@ -333,6 +333,6 @@ def _output(use: PluginUse, part: str) -> str:
 
 
 def _grown(array: np.ndarray, capacity: int, fill: object) -> np.ndarray:
-    grown = np.full(capacity, fill, dtype=array.dtype)
+    grown = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
     grown[: len(array)] = array
     return grown

@@ -274,7 +274,7 @@ def one_result(use: PluginUse, answer: object) -> dict[str, float]:
 
 def many_results(use: PluginUse, answer: object, count: int) -> dict[str, np.ndarray]:
     """The output arrays (by part; "" for a single number) of what ``result`` returned for
-    ``count`` states; a non-finite number is left for :func:`non_finite` to find."""
+    ``count`` states; a non-finite number is left in (it fails its slot alone)."""
     parts = use.parts
     if not parts:
         return {"": _array(answer, count, "")}
@@ -284,21 +284,21 @@ def many_results(use: PluginUse, answer: object, count: int) -> dict[str, np.nda
 
 
 def state_of(answer: object, count: int, previous: State | None) -> State:
-    """``answer`` as a state of ``count`` entries, like ``previous`` (if any) in its arrays."""
+    """``answer`` as a state of ``count`` entries: arrays whose first dimension is ``count``, like
+    ``previous`` (if any) in number, further dimensions and kind of numbers."""
     if not isinstance(answer, tuple) or not answer:
         raise ResultError(f"returned {_shape(answer)} where a state (a tuple of arrays) was expected")
     if previous is not None and len(answer) != len(previous):
         raise ResultError(f"returned a state of {len(answer)} arrays, before of {len(previous)}")
-    for item in answer:
-        if not isinstance(item, np.ndarray) or item.shape != (count,):
+    for i, item in enumerate(answer):
+        if not isinstance(item, np.ndarray) or item.ndim < 1 or item.shape[0] != count:
             raise ResultError(f"returned a state holding {_shape(item)} for {count} chunk(s)")
+        if previous is None:
+            continue
+        before = previous[i]
+        if item.shape[1:] != before.shape[1:] or not np.can_cast(item.dtype, before.dtype, "same_kind"):
+            raise ResultError(f"returned a state holding {_shape(item)}, before {_shape(before)}")
     return answer
-
-
-def non_finite(values: np.ndarray) -> str | None:
-    """How the first non-finite value of ``values`` reads (None: all are finite)."""
-    bad = ~np.isfinite(values)
-    return str(float(values[np.flatnonzero(bad)[0]])) if bad.any() else None
 
 
 def _check_parts(answer: object, parts: tuple[str, ...]) -> None:

@@ -228,6 +228,37 @@ def test_a_plugin_reading_times_it_did_not_declare_fails_its_windows_saying_what
     assert "add 'times' to its needs" in failure.reason
 
 
+class Histogram(StreamingAggregate):
+    """How many rates fall in each decade (1e3, 1e4 … 1e7): a state entry is a row of 5 counts."""
+
+    name = "histogram"
+    parts = ("below_1e5", "from_1e5")
+    needs = ()
+    EDGES = np.array([1e3, 1e4, 1e5, 1e6, 1e7, 1e8])
+
+    def update(self, chunks: Chunks) -> State:
+        bins = np.clip(np.searchsorted(self.EDGES, chunks.values, side="right") - 1, 0, 4)
+        chunk = np.repeat(np.arange(chunks.chunks), chunks.counts)
+        counts = np.zeros((chunks.chunks, 5), dtype=np.int64)
+        np.add.at(counts, (chunk, bins), 1)
+        return (counts,)
+
+    def merge(self, old: State, new: State) -> State:
+        return (old[0] + new[0],)
+
+    def result(self, state: State) -> Results:
+        return {"below_1e5": state[0][:, :2].sum(axis=1), "from_1e5": state[0][:, 2:].sum(axis=1)}
+
+
+def test_a_streaming_state_entry_may_be_a_row_of_numbers() -> None:
+    batches = rebatched(counters(2, 2, 2 * 3600), 33)
+    results, _ = rollup_of([PluginUse("histogram", Histogram())], batches, hours(0, 2))
+    for row in (row for result in results for row in result.rows):
+        counted = row.values["in_histogram_below_1e5"] + row.values["in_histogram_from_1e5"]
+        assert counted == row.values["in_count"]
+        assert row.values["in_histogram_from_1e5"] > 0
+
+
 # -- isolation --------------------------------------------------------------------------------
 
 SECOND_HOUR = T0 + HOUR
