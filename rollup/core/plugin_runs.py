@@ -142,9 +142,9 @@ class FieldPlugins:
                 return
         starts, ends = self.windows_of(slots)
         chunks = Chunks(
-            values,
-            times if self.wants_times else None,
-            series if self.wants_series else None,
+            _read_only(values),
+            _read_only(times) if self.wants_times else None,
+            None if series is None or not self.wants_series else _read_only(series),
             np.cumsum(counts) - counts,
             counts,
             starts,
@@ -210,7 +210,10 @@ class FieldPlugins:
         states: list[State] = []
         for entry in range(len(slots)):
             try:
-                states.append(call(np.array([entry])))
+                state = call(np.array([entry]))
+                if states:  # the entries' states must go together
+                    state_of(state, 1, states[0])
+                states.append(state)
                 done.append(entry)
             except Exception as exc:  # as above, for this slot alone
                 self._fail(use, slots[entry : entry + 1], _reason(method, exc))
@@ -260,8 +263,9 @@ class FieldPlugins:
             order = np.argsort(times, kind="stable") if series is None else np.lexsort((series, times))
             values, times = values[order], times[order]
             series = None if series is None else series[order]
-        values = np.ascontiguousarray(values)
-        times = None if times is None else np.ascontiguousarray(times)
+        values = _read_only(np.ascontiguousarray(values))
+        times = None if times is None else _read_only(np.ascontiguousarray(times))
+        series = None if series is None else _read_only(series)
         return Values(values, times, series, start, end)
 
     # -- results ------------------------------------------------------------------------------
@@ -330,6 +334,13 @@ class FieldPlugins:
 def _output(use: PluginUse, part: str) -> str:
     """The output name of a part of a plug-in, without the field's prefix."""
     return f"{use.name}_{part}" if part else use.name
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` a plug-in cannot write to: the same numbers feed other aggregates."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _grown(array: np.ndarray, capacity: int, fill: object) -> np.ndarray:

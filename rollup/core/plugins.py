@@ -77,6 +77,7 @@ class _Arrays:
 
 class Values(_Arrays):
     """Every value of one field in one (group, window), for :meth:`WindowAggregate.compute`.
+    The arrays are read-only (copy one to change it).
 
     ``values`` (float64) come sorted by time, then by series; ``series`` (int64) numbers the
     window's series 0 … k − 1 in the order of their tags; ``window_start`` and ``window_end`` are
@@ -102,7 +103,8 @@ class Chunks(_Arrays):
     :meth:`StreamingAggregate.update`: chunk ``i`` is rows ``starts[i]`` to
     ``starts[i] + counts[i]`` of ``values``, ``times`` and ``series``, and lies in the window
     ``[window_starts[i], window_ends[i])``. Within a chunk rows come series by series, each in time
-    order; ``series`` is an id of the series, the same throughout a read (not dense)."""
+    order; ``series`` is an id of the series, the same throughout a read (not dense). The arrays
+    are read-only (copy one to change it)."""
 
     __slots__ = ("counts", "starts", "window_ends", "window_starts")
 

@@ -385,3 +385,18 @@ def test_a_failing_plugin_fails_its_window_whatever_the_other_fields_and_aggrega
     results = run(RollupSpec((rule_in, rule_out)), hours(0, 2), [batch])
     assert [len(r.rows) for r in results] == [0, 0]
     assert [f.field for r in results for f in r.failures] == ["in", "in"]
+
+
+def test_a_plugin_cannot_change_the_values_other_aggregates_use() -> None:
+    class Sorter(WindowAggregate):
+        name = "sorter"
+        needs = ()
+
+        def compute(self, window: Values) -> Result:
+            window.values.sort()
+            return float(window.values[-1])
+
+    results, _ = rollup_of([PluginUse("sorter", Sorter())], counters(1, 1, 3600), hours(0), ("p95",))
+    (failure,) = results[0].failures
+    assert failure.reason.startswith("compute raised ValueError: ")
+    assert failure.reason.endswith("is read-only")
