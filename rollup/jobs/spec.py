@@ -279,7 +279,8 @@ class JobSpec(_Strict):
     group_by: list[str] | None = None
     values_memory: ByteSize = Field(
         default=ByteSize(DEFAULT_VALUES_MEMORY),
-        description="Memory for the values that pNN keeps; beyond it they spill to a temporary file",
+        description="Memory for the values that pNN and whole-window plug-ins keep; beyond it they spill "
+        "to a temporary file",
     )
     fields: dict[str, FieldSpec] = Field(min_length=1)
     output: OutputSpec
