@@ -30,6 +30,7 @@ from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
 from rollup.durations import PositiveSpan, Span
 from rollup.errors import ConfigError
 from rollup.ledger import ledger_scheme
+from rollup.plugins import import_modules
 from rollup.secrets import read_secret
 from rollup.sources.profile import SourceProfile
 
@@ -91,6 +92,16 @@ class Settings(BaseSettings):
         description="A claimed window whose owner stopped renewing it is owed again after this",
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Modules whose plug-in aggregates jobs may use (imported when the settings load)",
+    )
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, value: list[str]) -> list[str]:
+        import_modules(value)
+        return value
 
     @field_validator("ledger")
     @classmethod

@@ -7,8 +7,9 @@
 # extra (what scripts/demo.sh needs). Safe to run again: it only installs what is missing.
 # Needs Python 3.11 or newer: PYTHON=python3.11 scripts/install-deps.sh picks the interpreter.
 # With --for-tests, also systemd-analyze (tests/unit/test_deploy_assets.py verifies the unit file),
-# Prometheus with promtool (the alert rules, the dashboard's queries, a real scrape) and the
-# start-up hook that lets scripts/test.sh --clock-shift move the Python clock.
+# Prometheus with promtool (the alert rules, the dashboard's queries, a real scrape), the example
+# plug-in distribution examples/busy-hour (the tests use its entry point, as a user's installed
+# plug-in) and the start-up hook that lets scripts/test.sh --clock-shift move the Python clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +63,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRA]"
 
 if [ "${1:-}" = "--for-tests" ]; then
+  # A real distribution (not editable): its entry point is found as any installed plug-in's.
+  .venv/bin/python -m pip install -q --disable-pip-version-check ./examples/busy-hour
   # tests/clock_shift.py, imported at start-up by every Python of the venv: inert unless
   # TEST_CLOCK_SHIFT is set (scripts/test.sh --clock-shift).
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

@@ -16,8 +16,8 @@ if [ -n "$shift_by" ]; then
   export TEST_CLOCK_SHIFT="$shift_by"
   echo "the Python clock is shifted by $shift_by: $(.venv/bin/python -c 'import datetime; print(datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))')" >&2
 else
-  .venv/bin/ruff check rollup tests bench scripts
-  .venv/bin/ruff format --check rollup tests bench scripts
+  .venv/bin/ruff check rollup tests bench scripts examples
+  .venv/bin/ruff format --check rollup tests bench scripts examples
   .venv/bin/mypy
   .venv/bin/lint-imports --no-cache  # the layers: cli -> app -> jobs -> adapters -> core
 fi

@@ -24,6 +24,7 @@ from rollup.jobs.runner import JobRunner, OnPoints
 from rollup.jobs.spec import JobSpec, SourceSpec
 from rollup.ledger import open_ledger
 from rollup.ledger.base import Ledger
+from rollup.plugins import Registry, discover
 from rollup.settings import Settings
 from rollup.sinks.base import OutputTarget, Sink
 from rollup.sinks.profiles import build_sink, scan_sink_profiles
@@ -53,12 +54,23 @@ class Workspace:
         return self._sinks[1]
 
     @cached_property
+    def aggregates(self) -> Registry:
+        """The plug-in aggregates jobs may use: entry points and the settings' ``plugins``."""
+        return discover(self.settings.plugins)
+
+    @property
+    def known(self) -> Known:
+        """What a job file may refer to: profiles, plug-ins."""
+        return Known(
+            sources=set(self.settings.sources),
+            sinks=set(self.sink_profiles) | set(self.broken_sinks),
+            aggregates=self.aggregates,
+        )
+
+    @cached_property
     def files(self) -> list[JobFile]:
         """Every job file, loaded or with its errors."""
-        known = Known(
-            sources=set(self.settings.sources), sinks=set(self.sink_profiles) | set(self.broken_sinks)
-        )
-        return scan_jobs(self.settings.jobs_dir, known)
+        return scan_jobs(self.settings.jobs_dir, self.known)
 
     def blocked_by(self, job: JobSpec) -> list[str]:
         """The job's sink profiles that do not load (the job cannot run until they do)."""

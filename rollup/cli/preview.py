@@ -13,14 +13,13 @@ import click
 import orjson
 from rich.table import Table
 
-from rollup.app.preview import PreviewReport, PreviewRequest, preview
+from rollup.app.frames import to_frame
+from rollup.app.preview import PreviewReport, PreviewRequest, preview, tag_columns, value_columns
 from rollup.cli.base import EXIT_OK, State, bounds, clock, end_option, guarded, main, start_option
 from rollup.cli.render import number
 from rollup.core.pipeline import OutputRow
 from rollup.errors import ConfigError
 from rollup.jobs.spec import JobSpec
-
-COVERAGE = ("_samples", "_invalid", "_seconds", "_resets", "_gaps")
 
 
 def _conditions(values: Sequence[str]) -> dict[str, str]:
@@ -38,7 +37,12 @@ def _conditions(values: Sequence[str]) -> dict[str, str]:
 @start_option
 @end_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="parquet: needs --output and pyarrow (pip install 'rollup[parquet]').",
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout."
@@ -72,6 +76,8 @@ def preview_command(
     """
 
     def action() -> int:
+        if fmt == "parquet" and output is None:
+            raise ConfigError("--format parquet writes a file: give it with --output")
         workspace = state.workspace()
         job = workspace.job(job_name)
         first, last = bounds(job, start, end, clock(None, writes=False))
@@ -79,6 +85,10 @@ def preview_command(
         columns = value_columns(report.rows, coverage)
         if fmt == "table" and output is None:
             _print_table(state, report, columns)
+        elif fmt == "parquet":
+            assert output is not None
+            to_frame(job, report.rows, coverage, parquet=True).to_parquet(output, index=False)
+            state.out.say(f"wrote {len(report.rows)} rows to {output}", event="preview_written")
         else:
             text = render(job, report.rows, columns, "csv" if fmt == "table" else fmt)
             if output is None:
@@ -91,19 +101,6 @@ def preview_command(
         return EXIT_OK
 
     guarded(state, action)
-
-
-def value_columns(rows: Sequence[OutputRow], coverage: bool) -> list[str]:
-    names: dict[str, None] = {}
-    for row in rows:
-        for name in row.values:
-            if coverage or not name.endswith(COVERAGE):
-                names.setdefault(name)
-    return list(names)
-
-
-def tag_columns(rows: Sequence[OutputRow]) -> list[str]:
-    return sorted({key for row in rows for key in row.tags})
 
 
 def _print_table(state: State, report: PreviewReport, columns: list[str]) -> None:

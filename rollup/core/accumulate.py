@@ -4,6 +4,8 @@ A *slot* is ``group × windows + window``. Each batch is reduced per slot (sorte
 ``reduceat``) and merged into arrays that grow with the number of groups, never with the number of
 points. The one exception is ``pNN``: an exact percentile needs every value of its slot, so a field
 that asks for one keeps its values until the slot is finished (:mod:`rollup.core.percentiles`).
+Plug-in aggregates (:mod:`rollup.core.plugin_runs`) are fed the same rows: a streaming one keeps a
+state per slot, one that needs the whole window has its values kept like those of ``pNN``.
 
 Every result has the same bits however the rows were batched and in whichever order series came:
 float sums (``mean``, ``sum``, ``increase``, ``rate``, ``stddev``) are made by
@@ -22,6 +24,7 @@ import numpy as np
 
 from rollup.core.durations import NS_PER_SECOND
 from rollup.core.percentiles import KeptValues
+from rollup.core.plugin_runs import FieldPlugins, SeriesOrder, WindowsOf
 from rollup.core.spec import DEFAULT_VALUES_MEMORY, FieldRule, output_field, percentile_of
 from rollup.core.sums import FieldSums, Pieces
 
@@ -65,7 +68,14 @@ class FieldAccumulator:
     without copying everything each time; only the first ``size`` entries are meaningful.
     """
 
-    def __init__(self, rule: FieldRule, values_memory: int = DEFAULT_VALUES_MEMORY):
+    def __init__(
+        self,
+        rule: FieldRule,
+        values_memory: int = DEFAULT_VALUES_MEMORY,
+        windows_of: WindowsOf | None = None,
+        series_order: SeriesOrder | None = None,
+    ):
+        """``windows_of`` tells plug-ins the window of a slot; ``series_order`` how series sort."""
         self.rule = rule
         wanted = set(rule.aggregates)
         self.want_minmax = bool(wanted & {"min", "max"})
@@ -76,7 +86,20 @@ class FieldAccumulator:
         self.sums = FieldSums(
             values=bool(wanted & {"mean", "sum"}), increase=self.want_increase, spread=self.want_spread
         )
-        self.kept = KeptValues([p for _, p in self.percentiles], values_memory) if self.percentiles else None
+        self.plugins: FieldPlugins | None = None
+        if rule.plugins:
+            if windows_of is None:
+                raise ValueError(f"field {rule.name!r}: plug-in aggregates need the windows of the slots")
+            self.plugins = FieldPlugins(rule.plugins, windows_of, series_order)
+        self.kept: KeptValues | None = None
+        if rule.keeps_values:
+            whole = self.plugins if self.plugins is not None and self.plugins.keeps_values else None
+            self.kept = KeptValues(
+                [p for _, p in self.percentiles],
+                values_memory,
+                width=1 if whole is None else whole.width,
+                reduce=None if whole is None else whole.reduce,
+            )
         self.size = 0
         self._capacity = 0
         self._low_bound = 0
@@ -110,7 +133,14 @@ class FieldAccumulator:
                 setattr(self, name, new)
             self._capacity = capacity
         self.sums.grow(size)
+        if self.plugins is not None:
+            self.plugins.grow(size)
         self.size = size
+
+    @property
+    def wants_series(self) -> bool:
+        """Whether :meth:`merge` needs the series of each row (for a plug-in)."""
+        return self.plugins is not None and self.plugins.wants_series
 
     # -- merging a batch ----------------------------------------------------------------------
 
@@ -143,6 +173,7 @@ class FieldAccumulator:
         nanoseconds: np.ndarray | None = None,
         excluded: np.ndarray | None = None,
         keep: np.ndarray | None = None,
+        series: np.ndarray | None = None,
     ) -> None:
         """Merge row values into the slots ``seg`` cuts them into; ``pieces`` are the same rows cut
         by series and slot, in row order, for the float sums (see :mod:`rollup.core.sums`).
@@ -151,13 +182,15 @@ class FieldAccumulator:
         rows that do not count: when only sums are asked for, those entries of ``values``,
         ``increase`` and ``nanoseconds`` are set to 0 in place. ``keep`` (bool per segment, None
         for all) picks the segments that are merged at all: the others are not slots of a window.
+        ``series`` (the series id of each row) is needed when :attr:`wants_series`.
         """
         if not len(seg.slots):
             return
         counts = seg.counts
         use: np.ndarray | None = None
         if excluded is not None and len(excluded):
-            sums_only = not (self.want_minmax or self.want_last or self.percentiles)
+            keeps_rows = self.kept is not None or self.plugins is not None
+            sums_only = not (self.want_minmax or self.want_last or keeps_rows)
             if sums_only and seg.order is None:
                 for array in (values, increase, nanoseconds):
                     if array is not None:
@@ -194,11 +227,39 @@ class FieldAccumulator:
         if nanoseconds is not None:
             ns = seg.take(nanoseconds)
             self._merge_nanoseconds(seg, ns if use is None else np.where(use, ns, 0), ids, pick)
+        if self.kept is not None or self.plugins is not None:
+            self._merge_rows(seg, x, times, series, use, chosen, ids, pick(counts))
+
+    def _merge_rows(
+        self,
+        seg: Segments,
+        x: np.ndarray,
+        times: np.ndarray,
+        series: np.ndarray | None,
+        use: np.ndarray | None,
+        chosen: np.ndarray,
+        ids: np.ndarray,
+        counts: np.ndarray,
+    ) -> None:
+        """Hand the rows that count, by slot, to what keeps them and to the streaming plug-ins."""
+        rows_kept = np.repeat(chosen, seg.counts)
+        if use is not None:
+            rows_kept &= use
+        every = bool(rows_kept.all())
+        values = x if every else x[rows_kept]
+        plugins = self.plugins
+        if plugins is None:
+            assert self.kept is not None
+            self.kept.add(ids, counts, values)
+            return
+        t = seg.take(times) if plugins.wants_times or plugins.keeps_times else times
+        t = t if every else t[rows_kept]
+        if series is not None:
+            series = seg.take(series)
+            series = series if every else series[rows_kept]
         if self.kept is not None:
-            rows_kept = np.repeat(chosen, seg.counts)
-            if use is not None:
-                rows_kept &= use
-            self.kept.add(ids, pick(counts), x if rows_kept.all() else x[rows_kept])
+            self.kept.add(ids, counts, plugins.kept_rows(values, t, series))
+        plugins.update(ids, counts, values, t, series)
 
     def _merge_last(
         self,
@@ -244,13 +305,19 @@ class FieldAccumulator:
 
     # -- results ------------------------------------------------------------------------------
 
+    @property
+    def failures(self) -> dict[int, tuple[str, str]]:
+        """Slot → (plug-in, reason) of the slots a plug-in failed on (see :meth:`columns`)."""
+        return {} if self.plugins is None else self.plugins.failures
+
     def finish(self, slots: np.ndarray) -> None:
         """No further value will come for ``slots`` (ascending): reduce what is kept for them."""
         if self.kept is not None:
             self.kept.finish(slots)
 
     def percentile_table(self) -> dict[str, np.ndarray]:
-        """Nearest-rank percentiles per slot (NaN where a slot has no value)."""
+        """Nearest-rank percentiles per slot (NaN where a slot has no value), after reducing every
+        slot still open (whole-window plug-ins included)."""
         if self.kept is None:
             return {}
         table = self.kept.table(self.size)
@@ -263,8 +330,9 @@ class FieldAccumulator:
         return seconds
 
     def columns(self, slots: np.ndarray) -> list[tuple[str, list[float | int | None]]]:
-        """Coverage, then the requested aggregates, of ``slots``: one list per output field, None
-        where a slot has no value for it (no sample, a single one for ``stddev`` …)."""
+        """Coverage, then the requested aggregates, then the plug-ins', of ``slots``: one list per
+        output field, None where a slot has no value for it (no sample, a single one for
+        ``stddev`` …, a plug-in failed on it: see :attr:`failures`)."""
         rule = self.rule
         prefix = rule.output
         n = self.n[slots]
@@ -323,4 +391,6 @@ class FieldAccumulator:
                     [v if p else None for v, p in zip(value.tolist(), present.tolist(), strict=True)],
                 )
             )
+        if self.plugins is not None:
+            out.extend((f"{prefix}_{name}", column) for name, column in self.plugins.columns(slots, has))
         return out

@@ -3,7 +3,10 @@ the slot is finished, in memory up to a budget and in a temporary file beyond it
 
 Values arrive batch by batch as *pieces*: a piece holds some slots (ascending), how many values
 each, and the values grouped by slot, as float64 (8 bytes a value, plus 24 bytes a slot of a
-piece; no Python object per value). A slot is finished either early, when the pipeline knows that
+piece; no Python object per value). A value may come with more numbers of 8 bytes (a *row* of
+``width`` columns: a plug-in aggregate may keep each value's time and series too, see
+:mod:`rollup.core.plugins`); percentiles are selected from the first column, and ``reduce`` gets
+the whole rows of each slot when it is finished. A slot is finished either early, when the pipeline knows that
 no further value of it can arrive (:mod:`rollup.core.completion`), or at the end. Its percentiles
 are then selected by ``numpy.partition`` (introselect, O(n)), every requested rank at once and the
 slots that hold as many values as each other (so the same ranks) in one call, as the rows of a
@@ -26,7 +29,7 @@ import itertools
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -35,7 +38,7 @@ import numpy as np
 Grouped = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(slots ascending, how many values each, the values grouped by slot)."""
 
-_VALUE_BYTES = 8
+_COLUMN_BYTES = 8
 _SLOT_BYTES = 24  # slot, count and start of a slot in a piece (int64 each)
 
 
@@ -79,10 +82,14 @@ def select(values: np.ndarray, counts: np.ndarray, percentiles: Sequence[float])
     return out
 
 
+Reduce = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+"""Called with finished slots (ascending), how many rows each, and their rows grouped by slot."""
+
+
 @dataclass(slots=True)
 class _Piece:
-    """Values grouped by slot: ``counts[i]`` values of ``slots[i]`` from ``starts[i]`` on, either in
-    ``values`` or, for a run, in the spill file from byte ``offset`` on."""
+    """Rows grouped by slot: ``counts[i]`` rows of ``slots[i]`` from ``starts[i]`` on, either in
+    ``values`` (rows × width) or, for a run, in the spill file from byte ``offset`` on."""
 
     slots: np.ndarray
     counts: np.ndarray
@@ -96,7 +103,7 @@ class _Piece:
 
     @property
     def memory(self) -> int:
-        held = 0 if self.values is None else len(self.values) * _VALUE_BYTES
+        held = 0 if self.values is None else self.values.nbytes
         return held + len(self.slots) * _SLOT_BYTES
 
     def without(self, drop: np.ndarray) -> _Piece | None:
@@ -137,13 +144,20 @@ def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 class KeptValues:
-    """Every value of the slots not finished yet, for the percentiles ``percentiles`` (0 < p ≤ 100)."""
+    """Every value of the slots not finished yet, for the percentiles ``percentiles`` (0 < p ≤ 100)
+    and for ``reduce``, which gets the rows of ``width`` columns of each slot once it is finished."""
 
-    def __init__(self, percentiles: Sequence[float], budget: int):
+    def __init__(
+        self, percentiles: Sequence[float], budget: int, *, width: int = 1, reduce: Reduce | None = None
+    ):
         if budget < 1:
             raise ValueError(f"the memory budget for kept values must be positive, got {budget}")
+        if width < 1:
+            raise ValueError(f"a kept row needs at least one column, got {width}")
         self.percentiles = tuple(percentiles)
         self.budget = budget
+        self.width = width
+        self.reduce = reduce
         self.peak_memory = 0
         """The most bytes held in memory at once."""
         self.spilled = 0
@@ -157,17 +171,14 @@ class KeptValues:
     # -- input ------------------------------------------------------------------------------------
 
     def add(self, slots: np.ndarray, counts: np.ndarray, values: np.ndarray) -> None:
-        """Keep ``values``: ``counts[i]`` values of ``slots[i]`` after another, slots ascending."""
+        """Keep ``values``: ``counts[i]`` values (rows) of ``slots[i]`` after another, slots ascending."""
         nonempty = counts > 0
         if not nonempty.all():
             slots, counts = slots[nonempty], counts[nonempty]
         if not len(slots):
             return
-        piece = _Piece.of(
-            np.asarray(slots, dtype=np.int64),
-            np.asarray(counts, dtype=np.int64),
-            np.asarray(values, dtype=np.float64),
-        )
+        rows = np.asarray(values, dtype=np.float64).reshape(-1, self.width)
+        piece = _Piece.of(np.asarray(slots, dtype=np.int64), np.asarray(counts, dtype=np.int64), rows)
         self._pieces.append(piece)
         self._memory += piece.memory
         self.peak_memory = max(self.peak_memory, self._memory)
@@ -200,7 +211,7 @@ class KeptValues:
 
     def table(self, size: int) -> np.ndarray:
         """The percentiles of slots ``0 … size - 1``, one row per percentile (NaN: no value), after
-        finishing every slot still open. The temporary file is closed."""
+        finishing every slot still open (and reducing it). The temporary file is closed."""
         for slots, counts, values in self._ranges(self._pieces + self._runs, self._range_values):
             self._compute(slots, counts, values)
         self._pieces, self._runs, self._memory = [], [], 0
@@ -217,14 +228,21 @@ class KeptValues:
     # -- internals --------------------------------------------------------------------------------
 
     @property
-    def _range_values(self) -> int:
-        """Values gathered at once when reading everything back: a 32nd of the budget, at most
-        2^18, so that copying them (twice) and their positions takes under a tenth of it."""
-        return max(min(self.budget // (32 * _VALUE_BYTES), 2**18), 1)
+    def _row_bytes(self) -> int:
+        return _COLUMN_BYTES * self.width
 
-    def _compute(self, slots: np.ndarray, counts: np.ndarray, values: np.ndarray) -> None:
+    @property
+    def _range_values(self) -> int:
+        """Rows gathered at once when reading everything back: a 32nd of the budget, at most
+        2^18, so that copying them (twice) and their positions takes under a tenth of it."""
+        return max(min(self.budget // (32 * self._row_bytes), 2**18), 1)
+
+    def _compute(self, slots: np.ndarray, counts: np.ndarray, rows: np.ndarray) -> None:
         self._grow(int(slots[-1]) + 1)
-        self._results[:, slots] = select(values, counts, self.percentiles)
+        if self.percentiles:
+            self._results[:, slots] = select(rows[:, 0], counts, self.percentiles)
+        if self.reduce is not None:
+            self.reduce(slots, counts, rows)
 
     def _grow(self, size: int) -> None:
         have = self._results.shape[1]
@@ -273,7 +291,7 @@ class KeptValues:
             yield _by_slot(parts)
 
     def _read(self, piece: _Piece, chosen: np.ndarray | slice) -> np.ndarray:
-        """The values of the slots of ``piece`` that ``chosen`` picks (a mask, or a slice of
+        """The rows of the slots of ``piece`` that ``chosen`` picks (a mask, or a slice of
         consecutive slots), grouped by slot in the piece's order."""
         if piece.values is not None:  # in memory, compact: a slice of slots is a slice of values
             if not isinstance(chosen, slice):
@@ -288,13 +306,13 @@ class KeptValues:
         starts, counts = piece.starts[index], piece.counts[index]
         breaks = np.flatnonzero(starts[1:] != starts[:-1] + counts[:-1]) + 1
         parts = [
-            self._read_file(piece.offset + int(starts[a]) * _VALUE_BYTES, int(counts[a:b].sum()))
+            self._read_file(piece.offset + int(starts[a]) * self._row_bytes, int(counts[a:b].sum()))
             for a, b in itertools.pairwise([0, *breaks.tolist(), len(index)])
         ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _write_file(self, values: np.ndarray) -> None:
-        """Append ``values`` to the file."""
+        """Append ``values`` (rows) to the file."""
         assert self._file is not None, "spilling without a file"
         data = memoryview(np.ascontiguousarray(values).data).cast("B")
         while len(data):
@@ -303,9 +321,9 @@ class KeptValues:
             data = data[written:]
 
     def _read_file(self, offset: int, count: int) -> np.ndarray:
-        """``count`` values from byte ``offset`` of the file on."""
+        """``count`` rows from byte ``offset`` of the file on."""
         assert self._file is not None, "a run without its file"
-        values = np.empty(count, dtype=np.float64)
+        values = np.empty((count, self.width), dtype=np.float64)
         buffer = memoryview(values.data).cast("B")
         while len(buffer):
             got = os.preadv(self._file.fileno(), [buffer], offset)

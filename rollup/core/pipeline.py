@@ -8,10 +8,14 @@ is then treated exactly as if the two batches had been one.
 Samples before the first window (the *lookback*) only provide each series' ``prev``: the first
 interval of the first window is not lost.
 
-Aggregates that need every value (``pNN``) keep those of a group only until the group is finished:
+Aggregates that need every value (``pNN``, whole-window plug-ins) keep those of a group only until
+the group is finished:
 when the source declares an order that shows the group's last series has been read
 (:mod:`rollup.core.completion`), else at the end. What they keep in memory is bounded by the
 spec's ``values_memory``, beyond which it goes to a temporary file (:mod:`rollup.core.percentiles`).
+
+A plug-in aggregate that fails on a (group, window) fails that window: its result has no rows and
+says why (:attr:`WindowResult.failures`); the other windows are unaffected.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from rollup.core.accumulate import FieldAccumulator, Segments, segment
 from rollup.core.batch import Batch, SeriesKey
 from rollup.core.completion import Completion
 from rollup.core.derivative import PrevState, derive_rows, run_starts
+from rollup.core.plugins import PluginFailure
 from rollup.core.spec import FieldRule, RollupSpec
 from rollup.core.sums import Pieces
 from rollup.core.windows import Window
@@ -46,8 +51,11 @@ class OutputRow:
 class WindowResult:
     window: Window
     rows: list[OutputRow]
+    """Empty when a plug-in failed on the window: nothing of it may be written."""
     points: int
     """Source rows whose time falls in the window (all series, whether or not valid)."""
+    failures: list[PluginFailure] = field(default_factory=list)
+    """Where a plug-in aggregate failed in this window (then ``rows`` is empty)."""
 
 
 @dataclass(slots=True)
@@ -222,14 +230,18 @@ class Rollup:
         self.bounds = np.asarray([w.start for w in windows] + [windows[-1].end], dtype=np.int64)
         self._stride = len(self.windows) + 2
         self._series: dict[SeriesKey, int] = {}
+        self._series_keys: list[SeriesKey] = []
         self._series_group = np.zeros(64, dtype=np.int64)
         self._groups: dict[SeriesKey | tuple[str, ...], int] = {}
         self._group_tags: list[dict[str, str]] = []
         self._prev = {rule.name: PrevState() for rule in spec.fields}
-        keeping = sum(1 for rule in spec.fields if rule.percentiles)
+        keeping = sum(1 for rule in spec.fields if rule.keeps_values)
         share = spec.values_memory // max(keeping, 1)
-        self._acc = {rule.name: FieldAccumulator(rule, share) for rule in spec.fields}
-        # Only values kept for percentiles gain from finishing a group early.
+        self._acc = {
+            rule.name: FieldAccumulator(rule, share, self._windows_of, self._series_order)
+            for rule in spec.fields
+        }
+        # Only values kept for all of a window gain from finishing a group early.
         self._completion = Completion(spec.group_by, enabled=finish_early and keeping > 0)
         self._points = np.zeros(len(windows), dtype=np.int64)
         self.lookback_points = 0
@@ -302,6 +314,7 @@ class Rollup:
             if sid is None:
                 sid = len(self._series)
                 self._series[key] = sid
+                self._series_keys.append(key)
                 if sid >= len(self._series_group):
                     grown = np.zeros(2 * len(self._series_group), dtype=np.int64)
                     grown[:sid] = self._series_group[:sid]
@@ -315,6 +328,18 @@ class Rollup:
             for acc in self._acc.values():
                 acc.grow(slots)
         return ids
+
+    def _windows_of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bounds of the windows of ``slots`` (slots of windows, not padding)."""
+        position = slots % self._stride
+        return self.bounds[position - 1], self.bounds[position]
+
+    def _series_order(self, ids: np.ndarray) -> np.ndarray:
+        """Each of the distinct series ``ids``' position among them in the order of their tags."""
+        keys = [self._series_keys[i] for i in ids.tolist()]
+        rank = np.empty(len(keys), dtype=np.int64)
+        rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+        return rank
 
     def _group_of(self, key: SeriesKey) -> int:
         tags = dict(key)
@@ -516,7 +541,10 @@ class Rollup:
             ends = np.append(frame.starts[1:] - 1, len(frame.time) - 1)
             prev.remember_runs(frame.run_ids, ends, frame.time, values, kinds)
             scaled = numbers.as_float(values, kinds) * rule.scale
-            acc.merge(frame.seg, frame.pieces, scaled, frame.time, stream=stream, keep=frame.keep)
+            series = frame.series() if acc.wants_series else None
+            acc.merge(
+                frame.seg, frame.pieces, scaled, frame.time, stream=stream, keep=frame.keep, series=series
+            )
             return
         rows = derive_rows(
             rule,
@@ -549,6 +577,7 @@ class Rollup:
             nanoseconds=rows.nanoseconds,
             excluded=excluded if len(excluded) else None,
             keep=frame.keep,
+            series=frame.series() if acc.wants_series else None,
         )
 
     def _results(self) -> list[WindowResult]:
@@ -565,12 +594,30 @@ class Rollup:
         columns: list[tuple[str, list[float | int | None]]] = []
         for acc in self._acc.values():
             columns.extend(acc.columns(slots))
+        failures = self._failures()
         per_window: list[list[OutputRow]] = [[] for _ in range(nwin)]
         for i, (gid, w) in enumerate(chosen):
+            if failures[w]:
+                continue  # nothing of a window a plug-in failed on is written
             values = {name: column[i] for name, column in columns if column[i] is not None}
             window = self.windows[w]
             stamp = window.start if self.spec.stamp == "start" else window.end
             per_window[w].append(OutputRow(dict(self._group_tags[gid]), window, stamp, values))  # type: ignore[arg-type]
         return [
-            WindowResult(window, per_window[i], int(self._points[i])) for i, window in enumerate(self.windows)
+            WindowResult(window, per_window[i], int(self._points[i]), failures[i])
+            for i, window in enumerate(self.windows)
         ]
+
+    def _failures(self) -> list[list[PluginFailure]]:
+        """Per window, where plug-ins failed (group by group in tag order, field by field)."""
+        found: list[list[PluginFailure]] = [[] for _ in self.windows]
+        for rule in self.spec.fields:
+            for slot, (plugin, reason) in sorted(self._acc[rule.name].failures.items()):
+                gid, position = divmod(slot, self._stride)
+                window = self.windows[position - 1]
+                found[position - 1].append(
+                    PluginFailure(plugin, rule.name, window, reason, self._group_tags[gid])
+                )
+        for failures in found:
+            failures.sort(key=lambda f: sorted(f.group.items()))
+        return found

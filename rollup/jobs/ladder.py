@@ -155,7 +155,7 @@ def raw_outputs(job: JobSpec) -> dict[str, OutputField]:
     """The fields a job reading a buffer writes, by output name."""
     return {
         spec.output_name or key: OutputField(
-            key, spec.kind, spec.unit.nanos / NS_PER_SECOND, frozenset(spec.aggregates)
+            key, spec.kind, spec.unit.nanos / NS_PER_SECOND, frozenset(spec.builtins)
         )
         for key, spec in job.fields.items()
     }
@@ -262,8 +262,14 @@ def _fields(
                 f"{intro}: fields.{name}: job {upstream.name} writes no field {name!r} "
                 f"(it writes {', '.join(sorted(written))}: the names after 'as')"
             )
+        if spec.plugins:
+            raise LadderError(
+                f"{intro}: fields.{name}.aggregates: plug-in aggregates "
+                f"({', '.join(sorted(spec.plugin_names))}) cannot be merged from another job's rows: "
+                "compute them from raw points, with a buffer that keeps the whole window"
+            )
         missing: list[str] = []
-        for aggregate in spec.aggregates:
+        for aggregate in spec.builtins:
             try:
                 check_aggregate(aggregate, found.kind)
                 needed = upstream_aggregates(aggregate, merged_groups=merged_groups)
@@ -273,7 +279,7 @@ def _fields(
         if missing:
             why = ", ".join(
                 f"{output_field(name, a)} from {_listed(name, _needs(a, merged_groups))}"
-                for a in spec.aggregates
+                for a in spec.builtins
                 if set(_needs(a, merged_groups)) & set(missing)
             )
             raise LadderError(
@@ -287,7 +293,7 @@ def _fields(
                 name=name,
                 output=spec.output_name or name,
                 kind=found.kind,
-                aggregates=tuple(spec.aggregates),
+                aggregates=spec.builtins,
                 unit_seconds=found.unit_seconds,
             )
         )

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from rollup.config import config_error, known_keys, read_toml
 from rollup.errors import ConfigError
 from rollup.jobs.spec import (
+    PLUGINS_CONTEXT,
     FieldSpec,
     JobSourceSpec,
     JobSpec,
@@ -20,6 +22,7 @@ from rollup.jobs.spec import (
     TagCondition,
     WindowSpec,
 )
+from rollup.plugins import Registry
 
 _VOCABULARY = known_keys(
     {
@@ -37,10 +40,12 @@ _VOCABULARY = known_keys(
 
 @dataclass(frozen=True)
 class Known:
-    """The profile names a job may refer to (None: not checked)."""
+    """The profile names a job may refer to (None: not checked), and the plug-in aggregates it may
+    use (None: those of the installed distributions)."""
 
     sources: Collection[str] | None = None
     sinks: Collection[str] | None = None
+    aggregates: Registry | None = None
 
 
 @dataclass
@@ -54,15 +59,22 @@ def load_job(path: Path, known: Known | None = None) -> JobSpec:
     """One job file; ConfigError names the file, the key and the reason."""
     data = read_toml(path)
     data.setdefault("name", path.stem)
+    return job_from(data, path, known)
+
+
+def job_from(data: dict[str, Any], where: Path | str, known: Known | None = None) -> JobSpec:
+    """A job from the content of a job file; ConfigError names ``where``, the key and the reason."""
+    known = known or Known()
+    context = {} if known.aggregates is None else {PLUGINS_CONTEXT: known.aggregates}
     try:
-        job = JobSpec(**data)
+        job = JobSpec.model_validate(data, context=context)
     except ValidationError as exc:
-        raise config_error(path, exc, _VOCABULARY) from None
-    _check_references(path, job, known or Known())
+        raise config_error(where, exc, _VOCABULARY) from None
+    _check_references(where, job, known)
     return job
 
 
-def _check_references(path: Path, job: JobSpec, known: Known) -> None:
+def _check_references(path: Path | str, job: JobSpec, known: Known) -> None:
     source = job.source  # a job it reads is checked with every job (rollup.jobs.ladder)
     if isinstance(source, SourceSpec) and known.sources is not None and source.profile not in known.sources:
         names = ", ".join(sorted(known.sources)) or "none defined"

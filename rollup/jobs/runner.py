@@ -17,6 +17,9 @@ relying on it (exact either way, see :mod:`rollup.core.completion`).
 A job that reads another job's output (an :class:`~rollup.jobs.ladder.Upstream`) reads that job's
 rows of the span's windows and merges them (:mod:`rollup.core.merge`) instead of rolling up raw
 points.
+
+A plug-in aggregate that fails on a window fails that window alone (not transient: it needs a
+fix, or new data): its rows are not written, the span's other windows are.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pydantic import ByteSize
 from rollup.core.completion import SeriesOrderError
 from rollup.core.merge import Merge, MissingPartError
 from rollup.core.pipeline import OutputRow, Rollup, WindowResult
+from rollup.core.plugins import PluginFailure
 from rollup.core.windows import DAY_NS, Window
 from rollup.errors import RollupError, SinkError, SourceError
 from rollup.jobs.ladder import Upstream
@@ -269,7 +273,7 @@ class JobRunner:
         try:
             self.check_schema()
             results = self.compute(span)
-            rows = [row for result in results for row in result.rows]
+            rows = [row for result in results for row in result.rows]  # none of a failed window
             _check_finite(self.job, rows)
             if rows:
                 self.write(rows)
@@ -284,7 +288,14 @@ class JobRunner:
                 for w in span
             ]
         elapsed = (time.monotonic() - started) / len(span)
-        return [WindowOutcome(r.window, r.points, len(r.rows), elapsed) for r in results]
+        return [
+            WindowOutcome(r.window, r.points, len(r.rows), elapsed)
+            if not r.failures
+            else WindowOutcome(
+                r.window, r.points, 0, elapsed, plugin_error(self.job, r.failures), False, "job"
+            )
+            for r in results
+        ]
 
     def close(self) -> None:
         """Close the source and every sink."""
@@ -302,6 +313,18 @@ class JobRunner:
             f"(rollup backfill {up.job.name} --force)",
             transient=False,
         )
+
+
+def plugin_error(job: JobSpec, failures: Sequence[PluginFailure]) -> str:
+    """What failed a window: the first plug-in failure, naming the plug-in, the job, the field,
+    the window and the group."""
+    first = failures[0]
+    group = ",".join(f"{k}={v}" for k, v in sorted(first.group.items())) or "(all series)"
+    more = f" (and {len(failures) - 1} more failure(s) in this window)" if len(failures) > 1 else ""
+    return (
+        f"job {job.name}: plug-in aggregate {first.plugin!r} failed on field {first.field!r} for the window "
+        f"starting {job.local_time(first.window.start)}, group {group}: {first.reason}{more}"
+    )
 
 
 def _check_finite(job: JobSpec, rows: Sequence[OutputRow]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -31,6 +33,7 @@ from pydantic import (
 
 from rollup.core.durations import NS_PER_SECOND, Duration, parse_duration
 from rollup.core.merge import NotMergeableError, upstream_aggregates
+from rollup.core.plugins import PluginUse
 from rollup.core.spec import (
     DEFAULT_VALUES_MEMORY,
     FieldRule,
@@ -39,9 +42,11 @@ from rollup.core.spec import (
     RollupSpec,
     Stamp,
     check_aggregate,
+    is_builtin,
 )
 from rollup.core.windows import WindowGrid, format_instant, load_zone, to_ns
 from rollup.durations import PositiveSpan, Span, WindowSize
+from rollup.plugins import Registry, installed
 from rollup.sources.base import TagMatch
 from rollup.sources.influxql import quote_regex
 
@@ -209,26 +214,90 @@ class WindowSpec(_Strict):
         return None if self.max_gap is None else self.max_gap.nanos
 
 
+PLUGINS_CONTEXT = "plugins"
+"""The key of the validation context that holds the :class:`~rollup.plugins.Registry` a job's
+plug-in aggregates are found in (default: the installed distributions' entry points)."""
+
+Aggregate = str | dict[str, Any]
+"""``"mean"``, ``"busy_hour"`` or ``{ name = "busy_hour", bucket = "1h" }``."""
+
+
+def _registry(info: ValidationInfo) -> Registry:
+    context = info.context
+    found = context.get(PLUGINS_CONTEXT) if isinstance(context, Mapping) else None
+    return found if isinstance(found, Registry) else installed()
+
+
+def _named(item: Aggregate) -> tuple[str, dict[str, Any]]:
+    """An aggregate's name and parameters."""
+    if isinstance(item, str):
+        return item, {}
+    parameters = dict(item)
+    name = parameters.pop("name", None)
+    if not isinstance(name, str):
+        raise ValueError(f'{item!r}: an aggregate with parameters needs a name (name = "busy_hour")')
+    return name, parameters
+
+
+def _resolve(aggregates: list[Aggregate], kind: Kind, registry: Registry) -> tuple[PluginUse, ...]:
+    """The plug-ins among ``aggregates``; ValueError for an unknown aggregate or a bad parameter."""
+    uses = []
+    names = []
+    for item in aggregates:
+        name, parameters = _named(item)
+        names.append(name)
+        if is_builtin(name) or name not in registry:
+            if parameters:
+                raise ValueError(
+                    f"{name}: a built-in aggregate takes no parameters (got {', '.join(parameters)})"
+                )
+            check_aggregate(name, kind, registry.hint())
+            continue
+        uses.append(registry.use(name, parameters))
+    if len(set(names)) != len(names):
+        raise ValueError("aggregates are listed more than once")
+    return tuple(uses)
+
+
 class FieldSpec(_Strict):
     kind: Kind = "counter"
     on_decrease: OnDecrease = "drop"
     unit: PositiveSpan = parse_duration("1s")
     scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    aggregates: list[str] = Field(default_factory=lambda: ["mean"], min_length=1)
+    aggregates: list[Aggregate] = Field(default_factory=lambda: list[Aggregate](["mean"]), min_length=1)
     max_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     output_name: str | None = Field(default=None, alias="as")
+    _plugins: tuple[PluginUse, ...] = PrivateAttr(default=())
 
     @field_validator("aggregates")
     @classmethod
-    def _aggregates_fit_kind(cls, value: list[str], info: ValidationInfo) -> list[str]:
+    def _aggregates_fit_kind(cls, value: list[Aggregate], info: ValidationInfo) -> list[Aggregate]:
         kind = info.data.get("kind")
         if kind is None:  # kind itself is invalid: that error is reported
             return value
-        for aggregate in value:
-            check_aggregate(aggregate, kind)
-        if len(set(value)) != len(value):
-            raise ValueError("aggregates are listed more than once")
+        _resolve(value, kind, _registry(info))
         return value
+
+    @model_validator(mode="after")
+    def _plugins_used(self, info: ValidationInfo) -> FieldSpec:
+        self._plugins = _resolve(self.aggregates, self.kind, _registry(info))  # made once: cached
+        return self
+
+    @property
+    def builtins(self) -> tuple[str, ...]:
+        """The built-in aggregates, in the order listed."""
+        return tuple(
+            item for item in self.aggregates if isinstance(item, str) and item not in self.plugin_names
+        )
+
+    @property
+    def plugin_names(self) -> frozenset[str]:
+        return frozenset(use.name for use in self._plugins)
+
+    @property
+    def plugins(self) -> tuple[PluginUse, ...]:
+        """The plug-in aggregates, in the order listed, with their parameters."""
+        return self._plugins
 
 
 class ScheduleSpec(_Strict):
@@ -267,7 +336,8 @@ class JobSpec(_Strict):
     group_by: list[str] | None = None
     values_memory: ByteSize = Field(
         default=ByteSize(DEFAULT_VALUES_MEMORY),
-        description="Memory for the values that pNN keeps; beyond it they spill to a temporary file",
+        description="Memory for the values that pNN and whole-window plug-ins keep; beyond it they spill "
+        "to a temporary file",
     )
     fields: dict[str, FieldSpec] = Field(min_length=1)
     output: OutputSpec
@@ -326,7 +396,7 @@ class JobSpec(_Strict):
                     f"fields.{name}.{given[0]}: a job that reads another job (source.job) takes kind, "
                     f"on_decrease, unit, scale and max_rate from that job's field {name!r}: leave them out"
                 )
-            for aggregate in spec.aggregates:
+            for aggregate in spec.builtins:
                 try:
                     upstream_aggregates(aggregate, merged_groups=False)
                 except NotMergeableError as exc:
@@ -362,7 +432,8 @@ class JobSpec(_Strict):
                 name=name,
                 output=spec.output_name or name,
                 kind=spec.kind,
-                aggregates=tuple(spec.aggregates),
+                aggregates=spec.builtins,
+                plugins=spec.plugins,
                 on_decrease=spec.on_decrease,
                 unit_seconds=spec.unit.nanos / NS_PER_SECOND,
                 scale=spec.scale,
