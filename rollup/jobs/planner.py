@@ -38,7 +38,7 @@ unrecoverable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -264,9 +264,10 @@ class Plan:
 
     def due_windows(self) -> Iterator[Due]:
         """The due windows of the scope, oldest first, uncapped."""
-        for entry in self.entries():
-            if entry.verdict == "due" and entry.reason is not None:
-                yield Due(entry.window, entry.reason, entry.seen)
+        for starts, ends, snapshot in self._pages():
+            for entry in self._classified(starts, ends, snapshot, only_due=True):
+                if entry.verdict == "due" and entry.reason is not None:
+                    yield Due(entry.window, entry.reason, entry.seen)
 
     @cached_property
     def due(self) -> list[Due]:
@@ -403,11 +404,21 @@ class Plan:
         old: np.ndarray = closed & (starts < cut)
         return old
 
-    def _classified(self, starts: np.ndarray, ends: np.ndarray, snapshot: Snapshot) -> Iterator[Entry]:
+    def _classified(
+        self, starts: np.ndarray, ends: np.ndarray, snapshot: Snapshot, only_due: bool = False
+    ) -> Iterator[Entry]:
+        """The page's entries; ``only_due``: none of the windows that cannot be due (not closed,
+        too old, done and neither forced nor recomputed), which then cost no Python object."""
         done = _done_mask(snapshot, starts, ends)
         closed = ends <= self.closed_until
         old = self._old_mask(starts, closed)
-        for index in range(len(starts)):
+        indices: Iterable[int] = range(len(starts))
+        if only_due:
+            maybe = closed & ~old
+            if not self.force:
+                maybe &= ~done | np.isin(starts, np.fromiter(self._recompute, dtype=np.int64))
+            indices = np.flatnonzero(maybe).tolist()
+        for index in indices:
             start, end = int(starts[index]), int(ends[index])
             window = Window(start, end)
             if not closed[index]:
