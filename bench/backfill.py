@@ -33,6 +33,12 @@ with: mean, max and p95 per interface and per device (issue #17: ≤ 1.15 × the
 ≤ 300 MB), and per ifName, whose groups are not contiguous in InfluxDB's order (kept to the end,
 beyond ``values_memory`` in a temporary file). ``--scale-repeat N`` takes the median of N rounds.
     python -m bench.backfill --devices 200 --interfaces 10 --days 1 --interval 30   # any N × M
+    python -m bench.backfill --base 46914fe --concurrency 1   # + the rollup runs of another version
+
+With ``--base COMMIT`` every rollup run of the main comparison is also made with that commit's code
+(``git archive``, its own ledger and output database), right after this tree's run of the same
+settings in each round (right before it every other round); a table gives this tree's time over
+the base's, as the median of the ratios within each round, and the base's rows are checked too.
 
 This module runs the rounds; the pieces are in bench/datasets.py (the data and the job),
 bench/influxd.py (the server), bench/sampling.py (time, RSS, CPU of a process), bench/baselines.py
@@ -68,13 +74,16 @@ from bench.datasets import (
     S,
     job_toml,
 )
-from bench.influxd import OUT_DB, Influxd
+from bench.influxd import OUT_DB, OUT_DB_BASE, Influxd
 from bench.report import (
     DEFAULT_FORMAT,
     KAPACITOR_RAW_EXPORT_SECONDS,
     KAPACITOR_RSS_MB,
     KAPACITOR_SECONDS,
     RAW_EXPORT,
+    base_name,
+    base_table,
+    base_targets,
     influxd_note,
     log,
     machine,
@@ -84,34 +93,46 @@ from bench.report import (
     scale_targets,
     table,
     targets,
+    versus_base,
 )
 from bench.sampling import Measure, Run, run_child
+from bench.versions import extract, python_env, resolve
 from rollup.jobs.spec import JobSpec
 from rollup.sources.influxdb import Format
 from scripts.servers import start_influxd
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+Step = tuple[Measure, Callable[[], Run]]
+"""A contender and how to run it once."""
 
 
 class Bench:
-    """A work directory with the jobs and the sink, and the influxd they read and write."""
+    """A work directory with the jobs and the sink, and the influxd they read and write; with a
+    ``base``, the code of another version too, run with a ledger and an output database of its own."""
 
-    def __init__(self, workdir: Path, influxd: Influxd):
+    def __init__(self, workdir: Path, influxd: Influxd, base: Path | None = None, base_label: str = ""):
         self.workdir = workdir
         self.influxd = influxd
         self.url = influxd.url
+        self.base = base
+        self.base_label = base_label
         (workdir / "jobs").mkdir()
-        (workdir / "sinks").mkdir()
-        (workdir / "sinks" / "out.toml").write_text(
-            f'type = "influxdb"\nurl = "{self.url}"\ndatabase = "{OUT_DB}"\ntimeout = "300s"\n'
-        )
+        for label, database in (("ours", OUT_DB), ("base", OUT_DB_BASE)):
+            if label == "base" and base is None:
+                continue
+            (workdir / f"sinks-{label}").mkdir()
+            (workdir / f"sinks-{label}" / "out.toml").write_text(
+                f'type = "influxdb"\nurl = "{self.url}"\ndatabase = "{database}"\ntimeout = "300s"\n'
+            )
+        if base is not None:
+            influxd.query(f"CREATE DATABASE {OUT_DB_BASE}")
 
-    def config(self, concurrency: int, fmt: Format = "msgpack") -> Path:
-        path = self.workdir / f"rollup-c{concurrency}-{fmt}.toml"
+    def config(self, concurrency: int, fmt: Format = "msgpack", label: str = "ours") -> Path:
+        path = self.workdir / f"rollup-c{concurrency}-{fmt}-{label}.toml"
         path.write_text(
-            f'jobs_dir = "{self.workdir / "jobs"}"\nsinks_dir = "{self.workdir / "sinks"}"\n'
-            f'log_level = "WARNING"\nledger = "sqlite:{self.workdir / "ledger.sqlite"}"\n'
+            f'jobs_dir = "{self.workdir / "jobs"}"\nsinks_dir = "{self.workdir / f"sinks-{label}"}"\n'
+            f'log_level = "WARNING"\nledger = "sqlite:{self.workdir / f"ledger-{label}.sqlite"}"\n'
             f'\n[sources.buffer]\nurl = "{self.url}"\ntimeout = "600s"\n'
             f'chunk_size = {CHUNK_SIZE}\nconcurrency = {concurrency}\nformat = "{fmt}"\n'
         )
@@ -129,13 +150,18 @@ class Bench:
         (self.workdir / "jobs" / f"{name}.toml").write_text(text)
         return JobSpec.model_validate(tomllib.loads(text))
 
-    def backfill(self, job: str, data: Dataset, concurrency: int = 1, fmt: Format = "msgpack") -> Run:
+    def backfill(
+        self, job: str, data: Dataset, concurrency: int = 1, fmt: Format = "msgpack", base: bool = False
+    ) -> Run:
+        """``rollup backfill --force`` of this tree, or of the base (``base``)."""
+        label = "base" if base else "ours"
+        code = self.base if base and self.base is not None else ROOT
         command = [
-            sys.executable, "-m", "rollup", "--config", str(self.config(concurrency, fmt)),
+            sys.executable, "-m", "rollup", "--config", str(self.config(concurrency, fmt, label)),
             "backfill", job, "--start", iso(data.start), "--end", iso(data.end), "--no-progress",
             "--force",  # every round computes every window (the ledger holds them as done after the first)
         ]  # fmt: skip
-        run, _ = run_child(command)
+        run, _ = run_child(command, python_env(code))
         return run
 
 
@@ -160,28 +186,44 @@ def main_comparison(
     }
     raw_windows = Measure("raw export, the per-window queries rollup sends", export_rows)
     ours = {(f, c): Measure(ours_name(c, f), export_rows) for c in concurrency for f in formats}
+    theirs = {
+        key: Measure(base_name(m.name, bench.base_label), export_rows)
+        for key, m in ours.items()
+        if bench.base
+    }
     per_field = Measure("InfluxDB server-side, one query per field", rows)
     single = Measure("InfluxDB server-side, both fields in one query", rows)
     naive = Measure("naive pandas (export, groupby, diff, mean)", export_rows)
     naive_output = bench.workdir / "naive.json"
-    steps: list[tuple[Measure, Callable[[], Run]]] = [
-        (raw, lambda: baselines.raw_export(influxd, data)),
-        *[(m, lambda f=f: baselines.raw_export(influxd, data, fmt=f)) for f, m in raw_other.items()],
-        (raw_windows, lambda: baselines.raw_export_per_window(influxd, job, data)),
-        *[(m, lambda c=c, f=f: bench.backfill("rollup_daily", data, c, f)) for (f, c), m in ours.items()],
-        (per_field, lambda: baselines.server_side(influxd, data, per_field=True)),
-        (single, lambda: baselines.server_side(influxd, data, per_field=False)),
-        (naive, lambda: baselines.naive(influxd, data, naive_output)),
+
+    def backfills(f: Format, c: int) -> list[Step]:
+        """This tree's run and the base's of the same settings, run one right after the other."""
+        out: list[Step] = [(ours[f, c], lambda: bench.backfill("rollup_daily", data, c, f))]
+        if (f, c) in theirs:
+            out.append((theirs[f, c], lambda: bench.backfill("rollup_daily", data, c, f, base=True)))
+        return out
+
+    groups: list[list[Step]] = [
+        [(raw, lambda: baselines.raw_export(influxd, data))],
+        *[[(m, lambda f=f: baselines.raw_export(influxd, data, fmt=f))] for f, m in raw_other.items()],
+        [(raw_windows, lambda: baselines.raw_export_per_window(influxd, job, data))],
+        *[backfills(f, c) for f, c in ours],
+        [(per_field, lambda: baselines.server_side(influxd, data, per_field=True))],
+        [(single, lambda: baselines.server_side(influxd, data, per_field=False))],
+        [(naive, lambda: baselines.naive(influxd, data, naive_output))],
     ]
     log("warming up influxd's caches (one raw export, not counted) …")
     baselines.raw_export(influxd, data)
     for round_ in range(repeat):
-        for measure, step in steps:
+        # A pair (this tree, the base) in the other order every other round.
+        for measure, step in (step for group in groups for step in (group[::-1] if round_ % 2 else group)):
             log(f"[{round_ + 1}/{repeat}] {measure.name} …")
             run = influxd.timed(step)
             measure.runs.append(run)
             log(f"  {run.seconds:.2f} s" + (f", peak RSS {run.rss_mb:.0f} MB" if run.rss_mb else ""))
-    for measure in (raw, *raw_other.values(), raw_windows, *ours.values(), per_field, single, naive):
+    for measure in (raw, *raw_other.values(), raw_windows, *ours.values(), *theirs.values()):
+        measure.note = influxd_note(measure)
+    for measure in (per_field, single, naive):
         measure.note = influxd_note(measure)
     naive.note += "; pandas: fetch {:.1f} s + compute {:.1f} s".format(
         statistics.median(r.extra["fetch_seconds"] for r in naive.runs),
@@ -205,6 +247,9 @@ def main_comparison(
         "rollup = pandas": compare(ours_points, naive_points),
         "rollup = InfluxDB": compare(ours_points, server),
     }
+    if bench.base:
+        base_points = influxd.points("rollup_daily", ("in_mean", "out_mean"), OUT_DB_BASE)
+        checks["rollup = the base"] = compare(ours_points, base_points)
     return {
         "dataset": data.__dict__ | {"rows": rows, "rows_read_with_lookback": export_rows},
         "measures": [
@@ -212,6 +257,7 @@ def main_comparison(
             *raw_other.values(),
             raw_windows,
             *ours.values(),
+            *theirs.values(),
             per_field,
             single,
             naive,
@@ -253,7 +299,7 @@ def scale_point(bench: Bench, data: Dataset, repeat: int = 1) -> dict[str, Any]:
     influxd.settle(600)
     raw = Measure(RAW_EXPORT, rows)
     runs = {name: Measure(name, rows) for name in SCALE_JOBS}
-    steps: list[tuple[Measure, Callable[[], Run]]] = [(raw, lambda: baselines.raw_export(influxd, data))]
+    steps: list[Step] = [(raw, lambda: baselines.raw_export(influxd, data))]
     for name, (job, aggregates, group_by) in SCALE_JOBS.items():
         bench.add_job(job, data.database, "1d", aggregates, group_by)
         steps.append((runs[name], lambda job=job: bench.backfill(job, data)))  # type: ignore[misc]
@@ -290,6 +336,10 @@ def main() -> int:
         help="source response formats of the rollup runs (default json msgpack; msgpack is always run)",
     )
     parser.add_argument("--data-dir", type=Path, help="keep influxd's data here and reuse it next time")
+    parser.add_argument(
+        "--base",
+        help="also run `rollup backfill` of this commit's code, paired with this tree's in every round",
+    )
     size = parser.add_argument_group("another size for the main comparison (N series × M points)")
     size.add_argument("--devices", type=int, help="agent_host values (default 50)")
     size.add_argument("--interfaces", type=int, help="ifName values per device (default 20)")
@@ -325,6 +375,10 @@ def main() -> int:
     report["command"] = " ".join(["python -m bench.backfill", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="rollup-bench-") as tmp:
         workdir = Path(tmp)
+        base = None
+        if args.base:
+            report["base"] = resolve(args.base)
+            base = extract(report["base"], workdir / "base")
         data_dir = args.data_dir.resolve() if args.data_dir else workdir / "influxd"
         server = start_influxd(
             data_dir,
@@ -334,7 +388,7 @@ def main() -> int:
             },
         )
         try:
-            bench = Bench(workdir, Influxd(server))
+            bench = Bench(workdir, Influxd(server), base, report.get("base", "")[:7])
             formats: list[Format] = [*dict.fromkeys([*args.formats, DEFAULT_FORMAT])]
             result = None if args.only_scale else main_comparison(bench, data, repeat, concurrency, formats)
             week = week_comparison(bench, repeat) if args.week and not args.only_scale else None
@@ -365,6 +419,11 @@ def main() -> int:
             f"scale, RSS ~{KAPACITOR_RSS_MB} MB"
         )
         checked += targets(result, week)
+        if base is not None:
+            pairs = versus_base(result["measures"], bench.base_label)
+            sections.append(f"this tree against {bench.base_label} (paired rounds)")
+            sections.append(markdown(base_table(pairs)))
+            checked += base_targets(pairs)
     if week is not None:
         w = week["measures"]
         sections.append(f"7 days, {week['dataset']['rows']:,} rows, median of {repeat}")

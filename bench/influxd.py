@@ -17,6 +17,8 @@ from scripts.synth import FIELDS, write
 
 OUT_DB = "bench_out"
 """Where the rollup runs and InfluxDB's server-side rollup write."""
+OUT_DB_BASE = "bench_out_base"
+"""Where the rollup runs of another version (--base) write."""
 
 
 class Influxd:
@@ -80,11 +82,11 @@ class Influxd:
         return run
 
     def points(
-        self, measurement: str, columns: tuple[str, ...]
+        self, measurement: str, columns: tuple[str, ...], database: str = OUT_DB
     ) -> dict[tuple[str, str, int], tuple[Any, ...]]:
-        """A measurement of OUT_DB: (agent_host, ifName, time) → the columns' values."""
+        """A measurement's (agent_host, ifName, time) → the columns' values."""
         out: dict[tuple[str, str, int], tuple[Any, ...]] = {}
-        for series in self.query(f'SELECT {",".join(columns)} FROM "{measurement}" GROUP BY *', OUT_DB):
+        for series in self.query(f'SELECT {",".join(columns)} FROM "{measurement}" GROUP BY *', database):
             tags = series["tags"]
             for row in series["values"]:
                 out[tags["agent_host"], tags["ifName"], int(row[0])] = tuple(row[1:])

@@ -35,6 +35,11 @@ def ours_name(concurrency: int, fmt: Format = DEFAULT_FORMAT) -> str:
     return f"rollup backfill, concurrency {concurrency}, {fmt}"
 
 
+def base_name(name: str, label: str) -> str:
+    """The row of the base's run of the same settings as ``name``."""
+    return f"{name}, base {label}"
+
+
 def influxd_note(measure: Measure) -> str:
     busy = statistics.median(r.extra["influxd_cpu_seconds"] for r in measure.runs)
     return f"influxd CPU {busy:.1f} s"
@@ -171,3 +176,39 @@ def machine() -> dict[str, Any]:
         "influxd": influxd,
         "kernel": platform.release(),
     }
+
+
+NO_SLOWDOWN = 1.10
+"""This tree's backfill against the base's, median of the paired rounds: above it, a slowdown (the
+rounds of one run on this shared machine move by ±20 %, their paired ratios by less)."""
+
+
+def versus_base(measures: list[Measure], label: str) -> list[tuple[Measure, Measure]]:
+    """(this tree, the base) for every rollup run the base ran too."""
+    by_name = {m.name: m for m in measures}
+    return [(m, by_name[base_name(m.name, label)]) for m in measures if base_name(m.name, label) in by_name]
+
+
+def base_table(pairs: list[tuple[Measure, Measure]]) -> list[list[str]]:
+    out = [["", "this tree s", "base s", "× base (paired)", "rounds", "CPU × base (paired)", "peak RSS",
+            "base peak RSS"]]  # fmt: skip
+    for ours, theirs in pairs:
+        rounds = ", ".join(
+            f"{a.seconds / b.seconds:.2f}" for a, b in zip(ours.runs, theirs.runs, strict=True)
+        )
+        out.append([ours.name, f"{ours.seconds:.2f}", f"{theirs.seconds:.2f}", f"{paired(ours, theirs):.2f}",
+                    rounds, f"{paired(ours, theirs, cpu=True):.2f}", f"{ours.rss_mb or 0:,.0f} MB",
+                    f"{theirs.rss_mb or 0:,.0f} MB"])  # fmt: skip
+    return out
+
+
+def base_targets(pairs: list[tuple[Measure, Measure]]) -> list[tuple[str, bool, str]]:
+    """Issue 12: no slowdown against the base, judged on the defaults (msgpack, concurrency 1)."""
+    out = []
+    for ours, theirs in pairs:
+        if ours.name != ours_name(1):
+            continue
+        wall, cpu = paired(ours, theirs), paired(ours, theirs, cpu=True)
+        out.append((f"no slowdown: {ours.name} ≤ {NO_SLOWDOWN} × the base", wall <= NO_SLOWDOWN,
+                    f"{wall:.2f} × wall, {cpu:.2f} × CPU"))  # fmt: skip
+    return out
