@@ -37,6 +37,7 @@ WEEK_NS = 7 * DAY_NS
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MONDAY_ORDINAL = dt.date(1970, 1, 5).toordinal()
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_SAMPLE_SECONDS = 900
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -209,21 +210,51 @@ class WindowGrid:
             else:
                 parts.append(self._transition_day(midnight, wall_offsets))
             day += dt.timedelta(days=1)
-        return np.unique(np.concatenate(parts))
+        merged = np.concatenate(parts)
+        if np.all(merged[1:] > merged[:-1]):  # the usual case: days in order, nothing twice
+            return merged
+        return np.unique(merged)
 
     def _transition_day(self, midnight: dt.datetime, wall_offsets: np.ndarray) -> np.ndarray:
-        """Boundaries of a day with a DST change: every instant showing a boundary wall time."""
-        found: list[int] = []
-        for wall_ns in wall_offsets.tolist():
-            wall = midnight + dt.timedelta(microseconds=wall_ns // 1000)
-            shows = False
-            for fold in (0, 1):
-                instant = self._instant(wall, fold)
-                shown = (_EPOCH + dt.timedelta(microseconds=instant // 1000)).astimezone(self.zone)
-                if shown.replace(tzinfo=None) == wall:
-                    found.append(instant)
-                    shows = True
-            if wall_ns == 0 and not shows:
-                # A nonexistent local midnight moves forward, exactly as the start of a day does.
-                found.append(self._instant(wall))
-        return np.asarray(sorted(set(found)), dtype=np.int64)
+        """Boundaries of a day with a DST change: every instant showing a boundary wall time.
+
+        An instant ``i`` shows the wall time ``w`` (read as if it were UTC) when ``i + offset(i) ==
+        w``: for each UTC offset the zone has around that day, ``w − offset`` is such an instant if
+        that offset is in effect then.
+        """
+        walls = to_ns(midnight.replace(tzinfo=dt.UTC)) + wall_offsets
+        found: list[np.ndarray] = []
+        shows_midnight = False
+        for offset, since, until in self._offsets(int(walls[0]) - 2 * DAY_NS, int(walls[-1]) + 2 * DAY_NS):
+            instants = walls - offset
+            valid = (instants >= since) & (instants < until)
+            found.append(instants[valid])
+            shows_midnight |= bool(valid[0])
+        if wall_offsets[0] == 0 and not shows_midnight:
+            # A nonexistent local midnight moves forward, exactly as the start of a day does.
+            found.append(np.asarray([self._instant(midnight)], dtype=np.int64))
+        return np.unique(np.concatenate(found))
+
+    def _offsets(self, low: int, high: int) -> list[tuple[int, int, int]]:
+        """``(offset, since, until)``: the zone's UTC offsets (ns) over ``[low, high)`` and the
+        instants each holds for. Found by sampling every 15 minutes and bisecting each change to
+        the second (the tz database changes offsets on whole seconds, never twice in 15 minutes)."""
+
+        def offset_at(second: int) -> int:
+            shown = (_EPOCH + dt.timedelta(seconds=second)).astimezone(self.zone)
+            return (shown.utcoffset() or dt.timedelta()) // dt.timedelta(microseconds=1) * 1000
+
+        first, last = low // NS_PER_SECOND, -(-high // NS_PER_SECOND)
+        spans: list[tuple[int, int, int]] = []
+        since, current, before = low, offset_at(first), first
+        for sample in [*range(first + _SAMPLE_SECONDS, last, _SAMPLE_SECONDS), last]:
+            if offset_at(sample) != current:
+                lo, hi = before, sample  # offset_at(lo) == current != offset_at(hi)
+                while hi - lo > 1:
+                    middle = (lo + hi) // 2
+                    lo, hi = (middle, hi) if offset_at(middle) == current else (lo, middle)
+                spans.append((current, since, hi * NS_PER_SECOND))
+                since, current = hi * NS_PER_SECOND, offset_at(hi)
+            before = sample
+        spans.append((current, since, high))
+        return spans

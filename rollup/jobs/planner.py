@@ -50,7 +50,7 @@ unrecoverable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -298,9 +298,10 @@ class Plan:
 
     def due_windows(self) -> Iterator[Due]:
         """The due windows of the scope, oldest first, uncapped."""
-        for entry in self.entries():
-            if entry.verdict == "due" and entry.reason is not None:
-                yield Due(entry.window, entry.reason, entry.seen)
+        for page in self._pages():
+            for entry in self._classified(page, only_due=True):
+                if entry.verdict == "due" and entry.reason is not None:
+                    yield Due(entry.window, entry.reason, entry.seen)
 
     @cached_property
     def due(self) -> list[Due]:
@@ -478,13 +479,23 @@ class Plan:
         old: np.ndarray = closed & (starts < cut)
         return old
 
-    def _classified(self, page: _Page) -> Iterator[Entry]:
+    def _classified(self, page: _Page, only_due: bool = False) -> Iterator[Entry]:
+        """The page's entries; ``only_due``: none of the windows that cannot be due (not closed,
+        too old, waiting for upstream, done and neither forced, recomputed nor stale), which then
+        cost no Python object."""
         starts, ends, snapshot = page.starts, page.ends, page.snapshot
         done = _done_mask(snapshot, starts, ends)
         closed = ends <= self.closed_until
         old = self._old_mask(starts, closed)
         started = _done_started(snapshot, starts, done)
-        for index in range(len(starts)):
+        indices: Iterable[int] = range(len(starts))
+        if only_due:
+            maybe = closed & ~old & page.ready
+            if not self.force:
+                recompute = np.isin(starts, np.fromiter(self._recompute, dtype=np.int64))
+                maybe &= ~done | recompute | (page.newest > started)
+            indices = np.flatnonzero(maybe).tolist()
+        for index in indices:
             start, end = int(starts[index]), int(ends[index])
             window = Window(start, end)
             if not closed[index]:

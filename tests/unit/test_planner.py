@@ -348,3 +348,35 @@ def test_planning_days_of_5s_windows_is_fast() -> None:
     assert current.owed == 25_920
     assert current.due[0].window.start == start + 5 * S
     assert elapsed < 2.0, f"planning took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("span", [None, ("2026-11-02T00:00+00:00", "2026-11-02T10:00+00:00")])
+def test_due_windows_are_exactly_the_due_entries_of_the_scope(
+    force: bool, span: tuple[str, str] | None
+) -> None:
+    """due_windows skips what cannot be due without building entries: it must find the same
+    windows, reasons and rows as a walk over every entry, whatever the rows say."""
+    grid = WindowGrid("1h")
+    rows = [
+        Row("2026-11-02T00:00+00:00", "done", attempts=3),
+        Row("2026-11-02T01:00+00:00", "failed", failures=1, finished="2026-11-02T07:55+00:00"),
+        Row("2026-11-02T02:00+00:00", "failed", failures=1, finished="2026-11-02T01:00+00:00", attempts=2),
+        Row("2026-11-02T03:00+00:00", "running", lease_until="2026-11-02T09:00+00:00"),
+        Row("2026-11-02T04:00+00:00", "running", lease_until="2026-11-02T05:00+00:00", attempts=4),
+        Row("2026-11-02T05:00+00:00", "done", end="2026-11-03T00:00+00:00", attempts=6),
+        Row("2026-11-02T06:00+00:00", "unrecoverable", attempts=2),
+        Row("2026-11-02T07:00+00:00", "done", attempts=2),
+    ]
+    rules = policy({"start": "2026-11-01T22:00+00:00", "recompute": 1, "backoff": 10 * M})
+    current = plan(
+        grid,
+        rules,
+        rows_of(snapshot(grid, rows)),
+        ns("2026-11-02T08:00+00:00"),
+        span=None if span is None else (ns(span[0]), ns(span[1])),
+        force=force,
+    )
+    walked = [(e.window, e.reason, e.seen) for e in current.entries() if e.verdict == "due"]
+    assert [(d.window, d.reason, d.seen) for d in current.due_windows()] == walked
+    assert len(walked) >= 5  # missing, failed, expired, stale, unrecoverable (and more)

@@ -217,3 +217,42 @@ def test_the_tally_counts_a_month_due_again_for_its_days_as_recomputed_not_owed(
     tally = current.tally()
     assert (tally.recompute, tally.done, tally.due, tally.owed) == (1, 1, 0, 0)
     assert [(d.window.start, d.reason) for d in current.due] == [(ns(day(1)), "upstream")]
+
+
+def test_due_windows_are_exactly_the_due_entries_when_reading_a_job() -> None:
+    """due_windows skips what cannot be due without building entries (waiting for upstream, done
+    and not stale): it must find the same windows and reasons as a walk over every entry."""
+    hourly = WindowGrid("1h", ZURICH)
+    later = "2026-12-01T03:00+01:00"  # after RAN: an upstream re-run the daily window has not seen
+    hours: list[Row] = []
+    for n in range(1, 7):
+        for hour in range(24):
+            start = dt.datetime(2026, 11, n, hour, tzinfo=ZoneInfo(ZURICH)).isoformat()
+            if n == 3 and hour == 5:
+                continue  # day 3 waits for this hour
+            hours.append(Row(start, finished=later if n == 2 and hour == 7 else RAN))
+    daily = [
+        Row(day(2)),  # stale: hour 7 ran again after it
+        Row(day(4)),  # done, and nothing newer upstream
+        Row(day(5), status="failed"),
+        Row(day(6), status="running", lease_until="2026-12-01T13:00+01:00"),
+    ]
+    for force in (False, True):
+        upstream = Dependency(hourly, Ledger(hourly, hours).reader(), None)
+        current = plan(
+            DAILY,
+            Policy(start=ns(day(1)), retention=None, delay=0),
+            Ledger(DAILY, daily).reader(),
+            ns(day(7)),
+            force=force,
+            upstream=upstream,
+        )
+        walked = [(e.window, e.reason) for e in current.entries() if e.verdict == "due"]
+        assert [(d.window, d.reason) for d in current.due_windows()] == walked
+        reasons = dict(walked)
+        assert reasons[DAILY.window_at(ns(day(1)))] == "missing"
+        assert DAILY.window_at(ns(day(3))) not in reasons  # waiting for the job it reads
+        assert DAILY.window_at(ns(day(6))) not in reasons  # running
+        if not force:
+            assert reasons[DAILY.window_at(ns(day(2)))] == "upstream"
+            assert DAILY.window_at(ns(day(4))) not in reasons

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -324,3 +325,65 @@ def test_property_sub_day_grids_nest_in_the_day_grid(zone: str, every: str, inst
     sub = WindowGrid(every, zone)
     assert sub.window_at(day.start).start == day.start
     assert sub.window_at(day.end).start == day.end
+
+
+# -- days with a UTC offset change ------------------------------------------------------------
+
+
+def _shown_boundaries(zone: str, day: dt.date, every: str, offset: str) -> set[int]:
+    """The definition, one wall time at a time: every instant whose local time on ``day`` is
+    ``00:00 + offset + k × every``; a nonexistent local midnight moves forward to the first instant."""
+    tz = ZoneInfo(zone)
+    midnight = dt.datetime(day.year, day.month, day.day)
+    size, shift = parse_duration(every).nanos // 1000, parse_duration(offset).nanos // 1000
+    found: set[int] = set()
+    for k in range(86_400_000_000 // size):
+        wall = midnight + dt.timedelta(microseconds=shift + k * size)
+        shows = False
+        for fold in (0, 1):
+            instant = wall.replace(tzinfo=tz, fold=fold)
+            if instant.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) == wall:
+                found.add(to_ns(instant))
+                shows = True
+        if shift + k * size == 0 and not shows:
+            found.add(to_ns(wall.replace(tzinfo=tz)))
+    return found
+
+
+def _offset_change_days(zone: str, first: int, last: int) -> list[dt.date]:
+    tz = ZoneInfo(zone)
+    days = []
+    day = dt.date(first, 1, 1)
+    while day.year <= last:
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+        after = start + dt.timedelta(days=1)
+        if start.utcoffset() != after.utcoffset():
+            days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
+
+@pytest.mark.parametrize("zone", ZONES[1:])
+@pytest.mark.parametrize(("every", "offset"), [("10m", "0s"), ("15m", "5m"), ("1h", "30m"), ("3h", "1h")])
+def test_boundaries_on_offset_change_days_are_the_instants_showing_a_boundary_wall_time(
+    zone: str, every: str, offset: str
+) -> None:
+    """Every day on which the zone changes its UTC offset (DST, or a change of standard time; Apia
+    skipped 2011-12-30 altogether) between 1995 and 2040: the boundaries the grid gives for that
+    day are exactly those of the definition, computed wall time by wall time."""
+    grid = WindowGrid(every, zone, offset)
+    days = _offset_change_days(zone, 1995, 2040)
+    assert days or zone == "Asia/Kolkata"
+    tz = ZoneInfo(zone)
+    for day in days:
+        expected = _shown_boundaries(zone, day, every, offset)
+        low = to_ns(dt.datetime(day.year, day.month, day.day, tzinfo=tz) - dt.timedelta(hours=3))
+        high = to_ns(dt.datetime(day.year, day.month, day.day, tzinfo=tz) + dt.timedelta(hours=27))
+        bounds = [int(b) for b in grid.boundaries(low, high)]
+        # A nonexistent midnight moves forward, perhaps into the next day (Apia, 2011-12-30).
+        found = {b for b in bounds if _local_date(b, tz) == day or b in expected}
+        assert found == expected, f"{zone} {day}"
+
+
+def _local_date(instant: int, tz: ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(instant // S, dt.UTC).astimezone(tz).date()
