@@ -32,6 +32,7 @@ def resolve(commit: str) -> str:
 
 def extract(commit: str, into: Path) -> Path:
     """The files of ``commit`` under ``into/<short hash>``."""
+    into.mkdir(parents=True, exist_ok=True)
     target = into / commit[:12]
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
     tar = into / f"{commit[:12]}.tar"
