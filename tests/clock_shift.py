@@ -39,6 +39,10 @@ def activate() -> None:
     import time_machine  # a test dependency: only needed when the clock is shifted
 
     time_machine.travel(time.time() + parse_shift(text), tick=True).start()
+    # time-machine's clock ticks from its first reading, not from start(): read it at once, so
+    # that every process shows the real time plus the shift, not minus its own start-up time
+    # (processes started at different moments would disagree by a fraction of a second).
+    time.time()
 
 
 activate()

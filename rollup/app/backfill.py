@@ -103,6 +103,7 @@ def _plan(session: Session, request: BackfillRequest, policy: Policy) -> Plan:
         span=(request.start, request.end),
         force=request.force,
         upstream=dependency(session.workspace, session.ledger, job, now),
+        count_done=lambda start, end, width: session.ledger.count_done(job.name, start, end, width),
     )
 
 

@@ -145,6 +145,7 @@ def live_plan(session: Session, job: JobSpec, policy: Policy) -> Plan:
         now,
         horizon=horizon,
         upstream=dependency(session.workspace, ledger, job, now),
+        count_done=lambda start, end, width: ledger.count_done(job.name, start, end, width),
     )
 
 

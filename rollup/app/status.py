@@ -92,6 +92,7 @@ def job_status(workspace: Workspace, ledger: Ledger, job: JobSpec, now: Now) -> 
             now,
             horizon=state.horizon,
             upstream=dependency(workspace, ledger, job, now),
+            count_done=lambda start, end, width: ledger.count_done(job.name, start, end, width),
         )
         tally = current.tally()
         owed, waiting, next_retry, oldest = tally.owed, tally.waiting, tally.next_retry, tally.oldest_owed

@@ -41,7 +41,11 @@ it, for a dry run or to look back); leases and retry backoffs are always compare
 
 Windows are generated lazily, a page at a time, and the ledger is read page by page: a plan over
 ten years of 5-second windows holds one page in memory, and its first due window is known after
-reading one page. Counting (:meth:`Plan.tally`) walks every page.
+reading one page. Counting (:meth:`Plan.tally`) walks every page. A page whose windows all have
+one width and follow each other, every one of them done, is known from a count
+(:data:`DoneCounter`) without reading its rows, when nothing could make one of them due (no
+``--force``, no recompute, no job read): a ledger holding years of done 5-second windows costs a
+count per page, not millions of rows.
 
 Windows that fell behind the cut since the last pass (the *horizon*) without being done can no
 longer be computed: :meth:`Plan.lost` counts them once, and the pass records them in the ledger as
@@ -72,6 +76,10 @@ Verdict = Literal["due", "done", "running", "waiting", "waiting_upstream", "not_
 
 RowReader = Callable[[int, int], Snapshot]
 """The ledger's rows of the job whose window starts in ``[start, end)``."""
+
+DoneCounter = Callable[[int, int, int], int]
+"""How many done windows of the job are ``[start + k·width, start + (k+1)·width)`` for a start in
+``[start, end)``; arguments ``(start, end, width)``."""
 
 PAGE_WINDOWS = 50_000
 """Windows generated and matched with the ledger at a time."""
@@ -258,6 +266,8 @@ class Plan:
     upstream: Dependency | None = None
     """The job it reads, if it reads a job."""
     page: int = PAGE_WINDOWS
+    count_done: DoneCounter | None = None
+    """Counts done windows in the ledger: pages known done are then not read (see the module)."""
     _recompute: frozenset[int] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
@@ -298,7 +308,7 @@ class Plan:
 
     def due_windows(self) -> Iterator[Due]:
         """The due windows of the scope, oldest first, uncapped."""
-        for page in self._pages():
+        for page in self._pages(skip_done=True):
             for entry in self._classified(page, only_due=True):
                 if entry.verdict == "due" and entry.reason is not None:
                     yield Due(entry.window, entry.reason, entry.seen)
@@ -331,7 +341,7 @@ class Plan:
         next_retry: int | None = None
         holders: list[Record] = []
         recompute = np.fromiter(self._recompute, dtype=np.int64)
-        for page in self._pages():
+        for page in self._pages(skip_done=True):
             starts, ends, snapshot = page.starts, page.ends, page.snapshot
             done = _done_mask(snapshot, starts, ends)
             closed = ends <= self.closed_until
@@ -438,15 +448,38 @@ class Plan:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _pages(self) -> Iterator[_Page]:
+    def _pages(self, skip_done: bool = False) -> Iterator[_Page]:
+        """The scope's pages with their rows; ``skip_done``: a page known done from a count comes
+        with rows made from its windows instead (what the ledger holds, but for their times and
+        attempts: for counting and finding due windows, not for listing them)."""
         for starts, ends in _windows(self.grid, self.low, self.high, self.page):
             if self.span is None:
                 closed = ends <= self.closed_until
                 starts, ends = starts[closed], ends[closed]
                 if not len(starts):
                     continue
-            snapshot = self.rows(int(starts[0]), int(starts[-1]) + 1)
+            if skip_done and self._known_done(starts, ends):
+                snapshot = Snapshot(starts, ends, np.ones(len(starts), dtype=np.int64), {})
+            else:
+                snapshot = self.rows(int(starts[0]), int(starts[-1]) + 1)
             yield _Page(starts, ends, snapshot, *self._upstream_state(starts, ends))
+
+    def _known_done(self, starts: np.ndarray, ends: np.ndarray) -> bool:
+        """Whether the ledger holds every window of the page done and none of them can be due
+        whatever its row says (closed, within the retention, not forced, not recomputed)."""
+        if self.count_done is None or self.force or self.upstream is not None:
+            return False
+        width = int(ends[0] - starts[0])
+        if (ends - starts != width).any() or (np.diff(starts) != width).any():
+            return False  # not one width, one after the other: a count cannot tell which are done
+        if ends[-1] > self.closed_until:
+            return False
+        cut = self.retention_cut
+        if self.span is not None and cut is not None and starts[0] < cut:
+            return False
+        if self._recompute and np.isin(starts, np.fromiter(self._recompute, dtype=np.int64)).any():
+            return False
+        return self.count_done(int(starts[0]), int(starts[-1]) + 1, width) == len(starts)
 
     def _upstream_state(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per window: whether every upstream window it covers is done or can no longer be, and
@@ -561,9 +594,11 @@ def plan(
     force: bool = False,
     horizon: int | None = None,
     upstream: Dependency | None = None,
+    count_done: DoneCounter | None = None,
 ) -> Plan:
     """The plan of a live pass at ``now`` (``span`` None) or of the windows overlapping ``span``;
-    ``upstream``: the job it reads, if it reads a job."""
+    ``upstream``: the job it reads, if it reads a job; ``count_done``: the ledger's count of done
+    windows, to skip reading pages it shows done."""
     if span is not None and span[1] <= span[0]:
         raise ValueError(f"empty span: {span[1]} is not after {span[0]}")
     moment = now if isinstance(now, Now) else Now.at(now)
@@ -571,7 +606,16 @@ def plan(
     if upstream is not None:  # a page's windows cover about PAGE_WINDOWS upstream windows
         page = max(1, PAGE_WINDOWS * upstream.grid.nominal_ns() // grid.nominal_ns())
     return Plan(
-        grid, policy, rows, moment, span=span, force=force, horizon=horizon, upstream=upstream, page=page
+        grid,
+        policy,
+        rows,
+        moment,
+        span=span,
+        force=force,
+        horizon=horizon,
+        upstream=upstream,
+        page=page,
+        count_done=count_done,
     )
 
 

@@ -149,6 +149,12 @@ class Ledger(ABC):
         """The rows of ``job`` whose window starts in ``[start, end)``."""
 
     @abstractmethod
+    def count_done(self, job: str, start: int, end: int, width: int) -> int:
+        """How many done windows of ``job`` are ``[start + k·width, start + (k+1)·width)`` and start
+        before ``end``: with one row per window start, as many as the range holds means that every
+        one of them is done (the planner then skips reading their rows)."""
+
+    @abstractmethod
     def records(
         self,
         job: str,

@@ -180,6 +180,17 @@ class SqlLedger(Ledger):
         starts, ends, attempts, started, finished = (table[:, i].copy() for i in range(5))
         return Snapshot(starts, ends, attempts, pending, started, finished)
 
+    def count_done(self, job: str, start: int, end: int, width: int) -> int:
+        # Integer division in both databases: a start on the grid is start + k·width exactly.
+        with self._lock, self._transaction() as tx:
+            rows = tx.rows(
+                "SELECT COUNT(*) FROM rollup_windows WHERE job = ? AND window_start >= ? "
+                "AND window_start < ? AND status = 'done' AND window_end - window_start = ? "
+                "AND (window_start - ?) / ? * ? = window_start - ?",
+                (job, start, end, width, start, width, width, start),
+            )
+        return int(rows[0][0])
+
     def records(
         self,
         job: str,

@@ -192,6 +192,27 @@ def test_snapshot_gives_done_windows_as_arrays_and_the_others_as_records(ledger:
     }
 
 
+def test_count_done_counts_done_windows_of_the_grid_only(ledger: Ledger) -> None:
+    """The planner skips reading a page when this count equals its windows: a row of another size,
+    off the grid, not done, of another job or outside the range must not count."""
+    ws = windows(8)
+    done(ledger, ws[:5])
+    ledger.claim(JOB, fresh([ws[5]]), "a", T0, LEASE)  # running
+    done(ledger, [Window(ws[6].start, ws[6].start + 20 * S)])  # another window size
+    done(ledger, [Window(ws[7].start + 5 * S, ws[7].end + 5 * S)])  # off the grid
+    done(ledger, windows(1, first=ws[-1].end))  # after the range
+    ledger.claim("other-job", fresh(ws), "a", T0, LEASE)
+    ledger.finish("other-job", [Finished(w, None, 1, 1, 0.1) for w in ws], "a", T0 + S)
+
+    assert ledger.count_done(JOB, ws[0].start, ws[-1].start + 1, 10 * S) == 5
+    assert ledger.count_done(JOB, ws[0].start, ws[4].start + 1, 10 * S) == 5  # all five done
+    assert ledger.count_done(JOB, ws[1].start, ws[3].start + 1, 10 * S) == 3
+    assert ledger.count_done(JOB, ws[0].start, ws[-1].start + 1, 20 * S) == 1  # ws[6]'s 20 s row
+    assert ledger.count_done(JOB, ws[1].start, ws[-1].start + 1, 20 * S) == 0  # another phase
+    assert ledger.count_done(JOB, ws[7].start + 5 * S, ws[7].start + 6 * S, 10 * S) == 1
+    assert ledger.count_done("other-job", ws[0].start, ws[-1].start + 1, 10 * S) == 8
+
+
 def test_horizon_moves_once_per_pass_counts_lost_windows_and_marks_their_rows(ledger: Ledger) -> None:
     ws = windows(4)
     done(ledger, ws[:1])

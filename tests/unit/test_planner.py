@@ -5,6 +5,7 @@ Instants are ISO 8601 with the local offset, so DST cases show which side of a c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from rollup.core.windows import Window, WindowGrid, to_ns
-from rollup.jobs.planner import Lost, Plan, Policy, RowReader, plan
+from rollup.jobs.planner import DoneCounter, Lost, Plan, Policy, RowReader, plan
 from rollup.ledger.base import Record, Seen, Snapshot, Status
 
 S = 1_000_000_000
@@ -380,3 +381,66 @@ def test_due_windows_are_exactly_the_due_entries_of_the_scope(
     walked = [(e.window, e.reason, e.seen) for e in current.entries() if e.verdict == "due"]
     assert [(d.window, d.reason, d.seen) for d in current.due_windows()] == walked
     assert len(walked) >= 5  # missing, failed, expired, stale, unrecoverable (and more)
+
+
+def counter_of(snapshot: Snapshot) -> DoneCounter:
+    """The ledger's count of done windows on a grid, from the rows (as the SQL backends count)."""
+
+    def count(start: int, end: int, width: int) -> int:
+        starts, ends = snapshot.done_starts, snapshot.done_ends
+        on_grid = (
+            (starts >= start) & (starts < end) & (ends - starts == width) & ((starts - start) % width == 0)
+        )
+        return int(on_grid.sum())
+
+    return count
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("recompute", [0, 2])
+@pytest.mark.parametrize("span", [None, ("2026-11-01T00:00+00:00", "2026-11-05T00:00+00:00")])
+def test_pages_counted_done_are_not_read_and_plan_the_same(
+    force: bool, recompute: int, span: tuple[str, str] | None
+) -> None:
+    """A page the ledger counts as all done is not read; tally and due windows are those of a plan
+    that reads every row, whatever stands between: a failed window, a running one, a done row of
+    another window size, one off the grid, a window never run, a retention cut."""
+    grid = WindowGrid("1h")
+    first = ns("2026-11-01T00:00+00:00")
+    hours = [first + h * H for h in range(4 * 24)]  # four days, each done
+    rows = {h: Row(dt.datetime.fromtimestamp(h / S, dt.UTC).isoformat(), "done") for h in hours}
+
+    def at(hour: int, **changes: object) -> None:
+        rows[hours[hour]] = dataclasses.replace(rows[hours[hour]], **changes)  # type: ignore[arg-type]
+
+    at(57, status="failed", failures=1, finished="2026-11-03T10:00+00:00")
+    at(61, status="running", lease_until="2026-11-05T09:00+00:00")
+    at(65, end="2026-11-03T19:00+00:00")  # a done row of another window size
+    at(69, end="2026-11-03T21:30+00:00")
+    off_grid = Row("2026-11-03T21:30+00:00", "done", end="2026-11-03T22:30+00:00")
+    del rows[hours[94]]  # never ran
+    ledger = snapshot(grid, [*rows.values(), off_grid])
+    rules = policy({"start": "2026-11-01T00:00+00:00", "recompute": recompute, "retention": 90 * H})
+    reads: list[int] = []
+
+    def read(start: int, end: int) -> Snapshot:
+        reads.append(start)
+        return ledger
+
+    now = ns("2026-11-05T01:00+00:00")
+    scope = None if span is None else (ns(span[0]), ns(span[1]))
+    reading = dataclasses.replace(plan(grid, rules, rows_of(ledger), now, span=scope, force=force), page=1)
+    counting = dataclasses.replace(
+        plan(grid, rules, read, now, span=scope, force=force, count_done=counter_of(ledger)), page=1
+    )
+    assert counting.tally() == reading.tally()
+    assert [(d.window, d.reason, d.seen) for d in counting.due_windows()] == [
+        (d.window, d.reason, d.seen) for d in reading.due_windows()
+    ]
+    pages = len(list(reading._pages()))
+    reads.clear()
+    counting.tally()
+    # Not read: the pages all done (the first two days; for a range only the second, the first
+    # holding windows older than the retention), unless --force makes every window due.
+    skipped = 0 if force else 1 if span else 2
+    assert len(reads) == pages - skipped
