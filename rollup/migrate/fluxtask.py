@@ -11,6 +11,7 @@ bucket. A range longer than the window recomputes the older windows at every run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from rollup.core.durations import NS_PER_SECOND
 from rollup.core.spec import Stamp
@@ -44,10 +45,9 @@ from rollup.migrate.plan import (
     Derivative,
     Destination,
     FieldPlan,
+    Grouping,
     Output,
     Plan,
-    fits,
-    merge_field,
     window_size,
 )
 from rollup.migrate.where import AllOf, AnyOf, Condition, InexpressibleError, Operator, TagTest, where_from
@@ -429,8 +429,7 @@ class _Translator:
     # -- plans -----------------------------------------------------------------------------------
 
     def _group(self, chains: list[_Chain]) -> list[Plan]:
-        plans: list[Plan] = []
-        keys: list[tuple[object, ...]] = []
+        grouping = Grouping()
         for chain in chains:
             assert chain.destination is not None
             assert chain.mapped is not None
@@ -446,19 +445,8 @@ class _Translator:
                 chain.destination,
             )
             fields = [self._field_plan(chain, f) for f in chain.fields]
-            plan = next(
-                (p for p, k in zip(plans, keys, strict=True) if k == key and fits(p.fields, fields)), None
-            )
-            if plan is None:
-                plan = self._plan(chain)
-                plans.append(plan)
-                keys.append(key)
-            for new in fields:
-                merge_field(plan.fields, new)
-            for difference in chain.differences:
-                if difference not in plan.differences:
-                    plan.differences.append(difference)
-        return plans
+            grouping.add(key, fields, chain.differences, partial(self._plan, chain))
+        return grouping.plans
 
     @staticmethod
     def _field_plan(chain: _Chain, source_field: str) -> FieldPlan:

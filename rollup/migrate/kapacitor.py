@@ -14,6 +14,7 @@ fields; branches of one source writing to one measurement become one job with se
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from rollup.core.durations import NS_PER_SECOND
 from rollup.core.spec import Stamp
@@ -33,10 +34,9 @@ from rollup.migrate.plan import (
     Derivative,
     Destination,
     FieldPlan,
+    Grouping,
     Output,
     Plan,
-    fits,
-    merge_field,
     window_size,
 )
 from rollup.migrate.tickscript import (
@@ -497,8 +497,7 @@ class _Translator:
         return Destination("influxdb", measurement, database=database, retention_policy=policy)
 
     def _group(self) -> list[Plan]:
-        plans: list[Plan] = []
-        keys: list[tuple[object, ...]] = []
+        grouping = Grouping()
         for written in self.written:
             branch = written.branch
             key = (
@@ -512,21 +511,10 @@ class _Translator:
                 written.destination,
             )
             fields = [self._field_plan(track, name) for name, track in branch.tracks.items()]
-            plan = next(
-                (p for p, k in zip(plans, keys, strict=True) if k == key and fits(p.fields, fields)), None
-            )
-            if plan is None:
-                plan = self._plan(written)
-                plans.append(plan)
-                keys.append(key)
-            for new in fields:
-                merge_field(plan.fields, new)
-            for difference in branch.differences:
-                if difference not in plan.differences:
-                    plan.differences.append(difference)
-        for plan in plans:
+            grouping.add(key, fields, branch.differences, partial(self._plan, written))
+        for plan in grouping.plans:
             plan.differences.extend(self.ignored)
-        return plans
+        return grouping.plans
 
     def _plan(self, written: _Written) -> Plan:
         branch = written.branch

@@ -9,6 +9,7 @@ emitter can either reproduce them or recommend better ones and say what changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -130,6 +131,36 @@ def merge_field(fields: list[FieldPlan], new: FieldPlan) -> None:
             old.outputs.extend(o for o in new.outputs if o not in old.outputs)
             return
     fields.append(new)
+
+
+class Grouping:
+    """Plans gathered by key: branches with the same key and fields that fit go into one job."""
+
+    def __init__(self) -> None:
+        self.plans: list[Plan] = []
+        self._keys: list[tuple[object, ...]] = []
+
+    def add(
+        self,
+        key: tuple[object, ...],
+        fields: list[FieldPlan],
+        differences: list[str],
+        new_plan: Callable[[], Plan],
+    ) -> None:
+        """Merge ``fields`` and ``differences`` into the plan of ``key`` they fit, or a new one."""
+        plan = next(
+            (p for p, k in zip(self.plans, self._keys, strict=True) if k == key and fits(p.fields, fields)),
+            None,
+        )
+        if plan is None:
+            plan = new_plan()
+            self.plans.append(plan)
+            self._keys.append(key)
+        for new in fields:
+            merge_field(plan.fields, new)
+        for difference in differences:
+            if difference not in plan.differences:
+                plan.differences.append(difference)
 
 
 def split_readings(fields: list[FieldPlan]) -> list[list[FieldPlan]]:
