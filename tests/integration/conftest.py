@@ -7,15 +7,28 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from scripts.servers import RunningServer
-from tests.conftest import InfluxHelper
+from tests.conftest import InfluxHelper, LedgerTarget
 from tests.integration import scenario
 from tests.integration.proxy import WriteProxy
 from tests.integration.serving import Served
 from tests.integration.workspace import Workspace
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
+    """Settings, jobs and sink profiles in a directory of their own (modules may define another)."""
+    return Workspace(tmp_path / "ws", influx.url, influx.database)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> LedgerTarget:
+    """A SQLite ledger in the test's directory (modules may define another)."""
+    return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger.sqlite'}")
 
 
 @pytest.fixture

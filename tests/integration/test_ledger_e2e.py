@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -63,11 +62,6 @@ def raw_lines(days: int) -> list[str]:
             value = 500 if host == "c" and i == 200 else value + 600 * number + i % 7
             lines.append(f"ifc,host={host} octets={value}i {(DAY1 + i * 600) * S}")
     return lines
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
-    return Workspace(tmp_path / "ws", influx.url, influx.database)
 
 
 def daily_job(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,16 +33,6 @@ METRIC_NAME = re.compile(r"\brollup_[a-z_]+\b")
 # What Grafana puts in place of its own variables, for a Prometheus that scrapes every second.
 GRAFANA_VALUES = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
 NEVER_EVALUATED = "0001-01-01T00:00:00Z"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
-    return Workspace(tmp_path / "ws", influx.url, influx.database)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> LedgerTarget:
-    return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger.sqlite'}")
 
 
 def rule_expressions() -> list[str]:

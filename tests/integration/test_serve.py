@@ -12,7 +12,6 @@ import signal
 import socket
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -37,16 +36,6 @@ from tests.integration.serving import (
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
-    return Workspace(tmp_path / "ws", influx.url, influx.database)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> LedgerTarget:
-    return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger.sqlite'}")
 
 
 def outputs(influx: InfluxHelper, database: str) -> list[dict[str, object]]:

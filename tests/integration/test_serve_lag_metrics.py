@@ -8,7 +8,6 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -32,16 +31,6 @@ pytestmark = pytest.mark.integration
 
 DELAY = S  # fast_job's delay
 METRIC_PRECISION = 1e-5  # seconds: Unix times in nanoseconds, exposed as float seconds in text
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, influx: InfluxHelper) -> Workspace:
-    return Workspace(tmp_path / "ws", influx.url, influx.database)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> LedgerTarget:
-    return LedgerTarget("sqlite", f"sqlite://{tmp_path / 'ledger.sqlite'}")
 
 
 def newest_end(ledger: LedgerTarget) -> float:
